@@ -1,0 +1,128 @@
+//! Command-line flags (clap derive), grouped as the design names them; every flag is
+//! accepted after the subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use dragoman::generation::GenerationOverrides;
+
+#[derive(Debug, Parser)]
+#[command(name = "dragoman", version, about = "Translate French text with open seq2seq models, exactly as transformers would")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Translate text line by line (stdin → stdout, or FILEs → stdout / -o FILE)
+    Translate(TranslateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TranslateArgs {
+    /// Input files, read in order; none or `-` reads stdin
+    pub files: Vec<PathBuf>,
+
+    /// Target language (picks the catalog's default model unless --model is given)
+    #[arg(long, default_value = "en")]
+    pub to: String,
+
+    /// Source language
+    #[arg(long, default_value = "fr")]
+    pub from: String,
+
+    /// Write the output to FILE (atomically: complete or not at all) instead of stdout
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Replace invalid UTF-8 in the input with U+FFFD instead of stopping with an error
+    #[arg(long)]
+    pub lossy: bool,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    #[command(flatten)]
+    pub generation: GenerationArgs,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Model directory laid out like a hub repo, or hub id ORG/NAME[@REVISION]
+    #[arg(long, value_name = "DIR|HUB_ID[@REV]")]
+    pub model: Option<String>,
+}
+
+/// Generation flags: each overrides one setting of the model's generation_config.json.
+#[derive(Debug, Args)]
+pub struct GenerationArgs {
+    /// Beam count (num_beams); 1 is greedy search
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub beams: Option<u32>,
+
+    /// Most tokens to generate per sentence (takes precedence over the model's max_length)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_new_tokens: Option<u32>,
+
+    /// Fewest tokens to generate per sentence (takes precedence over min_length)
+    #[arg(long)]
+    pub min_new_tokens: Option<u32>,
+
+    /// Exponent of the length normalisation in beam search (length_penalty)
+    #[arg(long, allow_negative_numbers = true)]
+    pub length_penalty: Option<f64>,
+
+    /// Forbid repeating any n-gram of this size (no_repeat_ngram_size)
+    #[arg(long)]
+    pub no_repeat_ngram: Option<u32>,
+
+    /// Penalty for tokens already generated (repetition_penalty; 1.0 = none)
+    #[arg(long)]
+    pub repetition_penalty: Option<f64>,
+}
+
+impl GenerationArgs {
+    pub fn overrides(&self) -> GenerationOverrides {
+        GenerationOverrides {
+            num_beams: self.beams.map(|b| b as usize),
+            max_new_tokens: self.max_new_tokens.map(|n| n as usize),
+            min_new_tokens: self.min_new_tokens.map(|n| n as usize),
+            length_penalty: self.length_penalty,
+            no_repeat_ngram_size: self.no_repeat_ngram.map(|n| n as usize),
+            repetition_penalty: self.repetition_penalty,
+            ..GenerationOverrides::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RuntimeArgs {
+    /// Where to run: auto, cpu, cuda[:N] or metal
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+
+    /// Weight and activation precision (f32 on the CPU)
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "bf16"])]
+    pub dtype: String,
+
+    /// CPU threads (default: all cores)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+
+    /// Never use the network (this version only reads local directories and the cache)
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Print nothing on stderr but errors
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print the model used and the generation settings on stderr
+    #[arg(short, long)]
+    pub verbose: bool,
+}

@@ -1,0 +1,136 @@
+//! The subcommands: flags → a loaded model → streamed text.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use dragoman::catalog::Catalog;
+use dragoman::{device, hub, Translator};
+
+use crate::cli::{RuntimeArgs, TranslateArgs};
+
+/// Lines translated together: enough sentences to fill batches, few enough to stream.
+const LINES_PER_BLOCK: usize = 64;
+
+pub fn translate(args: &TranslateArgs) -> Result<()> {
+    let translator = load_translator(args)?;
+    let inputs: Vec<PathBuf> = if args.files.is_empty() { vec![PathBuf::from("-")] } else { args.files.clone() };
+    // Check every input exists before translating anything.
+    for input in inputs.iter().filter(|p| p.as_os_str() != "-") {
+        if !input.is_file() {
+            anyhow::bail!("{}: no such file", input.display());
+        }
+    }
+    match &args.output {
+        Some(path) => {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let mut temp = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("{}: cannot create the output file", path.display()))?;
+            {
+                let mut out = std::io::BufWriter::new(temp.as_file_mut());
+                for input in &inputs {
+                    translate_input(&translator, input, args.lossy, &mut out)?;
+                }
+                out.flush().with_context(|| format!("{}: cannot write", path.display()))?;
+            }
+            temp.persist(path).with_context(|| format!("{}: cannot write the output file", path.display()))?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            for input in &inputs {
+                translate_input(&translator, input, args.lossy, &mut out)?;
+            }
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+fn load_translator(args: &TranslateArgs) -> Result<Translator> {
+    apply_runtime(&args.runtime);
+    let (spec, name) = match &args.model.model {
+        Some(spec) => (spec.clone(), spec.clone()),
+        None => {
+            let entry = Catalog::builtin().translation(&args.from, &args.to)?.clone();
+            (format!("{}@{}", entry.model, entry.revision), entry.model)
+        }
+    };
+    let dir = hub::resolve(&spec)?;
+    let device = device::select(&args.runtime.device)?;
+    let dtype = device::dtype(&args.runtime.dtype, &device)?;
+    let mut translator = Translator::load(&dir, dtype, &device).with_context(|| format!("model {name}"))?;
+    translator.set_name(name.clone());
+    translator.set_overrides(&args.generation.overrides())?;
+    if args.runtime.quiet {
+        translator.set_notes(Box::new(|_| {}));
+    }
+    if args.runtime.verbose {
+        eprintln!("dragoman: model {name} from {}", dir.display());
+        eprintln!("dragoman: generation settings {:?}", translator.settings());
+    }
+    Ok(translator)
+}
+
+fn apply_runtime(runtime: &RuntimeArgs) {
+    if let Some(threads) = runtime.threads {
+        // Read by candle's matmul and rayon's pool when they first start, which is later.
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+}
+
+/// Streams one input through the translator, a block of lines at a time; each output line
+/// keeps its input line's terminator (`\n`, `\r\n` or none at the end).
+fn translate_input(translator: &Translator, input: &Path, lossy: bool, out: &mut dyn Write) -> Result<()> {
+    let name = if input.as_os_str() == "-" { "<stdin>".to_string() } else { input.display().to_string() };
+    let reader: Box<dyn Read> = if input.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(input).with_context(|| format!("{name}: cannot open"))?)
+    };
+    let mut reader = BufReader::new(reader);
+    let mut offset = 0usize;
+    let mut block: Vec<(String, &'static str)> = Vec::with_capacity(LINES_PER_BLOCK);
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        let read = reader.read_until(b'\n', &mut raw).with_context(|| format!("{name}: cannot read"))?;
+        if read > 0 {
+            let (body, ending) = split_line_ending(&raw);
+            let text = match std::str::from_utf8(body) {
+                Ok(text) => text.to_string(),
+                Err(_) if lossy => String::from_utf8_lossy(body).into_owned(),
+                Err(e) => anyhow::bail!(
+                    "{name}: invalid UTF-8 at byte {}; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8) or pass --lossy",
+                    offset + e.valid_up_to()
+                ),
+            };
+            offset += read;
+            block.push((text, ending));
+        }
+        if block.len() == LINES_PER_BLOCK || (read == 0 && !block.is_empty()) {
+            let lines: Vec<&str> = block.iter().map(|(t, _)| t.as_str()).collect();
+            let translated = translator.translate_lines(&lines).with_context(|| format!("{name}"))?;
+            for (line, (_, ending)) in translated.iter().zip(&block) {
+                out.write_all(line.as_bytes())?;
+                out.write_all(ending.as_bytes())?;
+            }
+            out.flush()?;
+            block.clear();
+        }
+        if read == 0 {
+            return Ok(());
+        }
+    }
+}
+
+fn split_line_ending(raw: &[u8]) -> (&[u8], &'static str) {
+    if let Some(body) = raw.strip_suffix(b"\r\n") {
+        (body, "\r\n")
+    } else if let Some(body) = raw.strip_suffix(b"\n") {
+        (body, "\n")
+    } else {
+        (raw, "")
+    }
+}

@@ -1,0 +1,64 @@
+//! Device selection: the only place that knows about the `cuda` and `metal` features.
+
+use candle_core::{DType, Device};
+
+use crate::error::{Error, Result};
+
+/// Parses `--device auto|cpu|cuda[:N]|metal[:N]`.
+pub fn select(spec: &str) -> Result<Device> {
+    let (kind, index) = match spec.split_once(':') {
+        Some((kind, n)) => {
+            let n = n.parse::<usize>().map_err(|_| Error::Setting(format!("--device {spec}: bad device index")))?;
+            (kind, n)
+        }
+        None => (spec, 0),
+    };
+    match kind {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => Ok(auto()),
+        "cuda" => cuda(index),
+        "metal" => metal(index),
+        other => Err(Error::Setting(format!("--device {other}: expected auto, cpu, cuda[:N] or metal"))),
+    }
+}
+
+fn auto() -> Device {
+    if let Ok(device) = cuda(0) {
+        return device;
+    }
+    metal(0).unwrap_or(Device::Cpu)
+}
+
+#[cfg(feature = "cuda")]
+fn cuda(index: usize) -> Result<Device> {
+    Device::new_cuda(index).map_err(|e| Error::Setting(format!("--device cuda:{index}: {e}")))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda(_index: usize) -> Result<Device> {
+    Err(Error::Setting("--device cuda: this dragoman was built without the `cuda` feature".into()))
+}
+
+#[cfg(feature = "metal")]
+fn metal(index: usize) -> Result<Device> {
+    Device::new_metal(index).map_err(|e| Error::Setting(format!("--device metal: {e}")))
+}
+
+#[cfg(not(feature = "metal"))]
+fn metal(_index: usize) -> Result<Device> {
+    Err(Error::Setting("--device metal: this dragoman was built without the `metal` feature".into()))
+}
+
+/// Parses `--dtype f32|f16|bf16`; half precision only where the device computes it.
+pub fn dtype(spec: &str, device: &Device) -> Result<DType> {
+    let dtype = match spec {
+        "f32" => DType::F32,
+        "f16" => DType::F16,
+        "bf16" => DType::BF16,
+        other => return Err(Error::Setting(format!("--dtype {other}: expected f32, f16 or bf16"))),
+    };
+    if dtype != DType::F32 && device.is_cpu() {
+        return Err(Error::Setting(format!("--dtype {spec} is not supported on the CPU; use f32")));
+    }
+    Ok(dtype)
+}

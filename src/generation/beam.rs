@@ -1,0 +1,184 @@
+//! Beam search with the exact arithmetic of transformers' vectorised `_beam_search`
+//! (f32 scores, the same -1e9 sentinels, the same candidate counts and tie order), run over
+//! a batch of inputs: every input's beams are rows of one decoder batch.
+
+use candle_core::Tensor;
+
+use super::config::{EarlyStopping, GenerationSettings};
+use super::processors::{processors_for, LogitsProcessor};
+use super::{log_softmax, step_logits};
+use crate::error::Result;
+use crate::models::{Encoded, Seq2Seq};
+
+/// transformers' stand-in for "impossible" scores.
+const NEG: f32 = -1.0e9;
+
+/// The search state of one input.
+struct Sentence {
+    running: Vec<Vec<u32>>,
+    running_scores: Vec<f32>,
+    /// The best `num_beams` finished hypotheses so far: (tokens, score, is a real hypothesis).
+    finished: Vec<(Vec<u32>, f32, bool)>,
+    /// Whether a running beam may still beat the finished ones (transformers' early-stop heuristic).
+    can_improve: bool,
+    done: bool,
+}
+
+struct Candidate {
+    beam: usize,
+    token: u32,
+    score: f32,
+    hits_stop: bool,
+}
+
+pub fn generate(model: &dyn Seq2Seq, encoded: &Encoded, settings: &GenerationSettings) -> Result<Vec<Vec<u32>>> {
+    let device = encoded.hidden.device();
+    let batch = encoded.hidden.dim(0)?;
+    let beams = settings.num_beams;
+    let processors = processors_for(settings);
+    let start = vec![settings.decoder_start_token_id];
+    let mut sentences: Vec<Sentence> = (0..batch)
+        .map(|_| Sentence {
+            running: vec![start.clone(); beams],
+            running_scores: (0..beams).map(|b| if b == 0 { 0.0 } else { NEG }).collect(),
+            finished: vec![(start.clone(), NEG, false); beams],
+            can_improve: true,
+            done: false,
+        })
+        .collect();
+    let keep = (1 + settings.eos_token_ids.len()).max(2) * beams;
+    let mut state = model.start_decoding(encoded, beams)?;
+    // Inputs whose beams are rows of the decoder batch, in row order.
+    let mut active: Vec<usize> = (0..batch).collect();
+    let mut cur_len = 1;
+    while !active.is_empty() {
+        let last: Vec<u32> = active
+            .iter()
+            .flat_map(|&s| sentences[s].running.iter().map(|seq| *seq.last().unwrap_or(&0)))
+            .collect();
+        let logits = step_logits(model, &last, &mut state, device)?;
+        let mut rows = logits.into_iter();
+        let mut next_rows: Vec<u32> = Vec::with_capacity(active.len() * beams);
+        let mut still_active = Vec::with_capacity(active.len());
+        for (position, &s) in active.iter().enumerate() {
+            let scores: Vec<Vec<f32>> = rows.by_ref().take(beams).collect();
+            let sentence = &mut sentences[s];
+            let origins = step_sentence(sentence, scores, &processors, settings, keep, cur_len);
+            if !sentence.done {
+                still_active.push(s);
+                next_rows.extend(origins.iter().map(|&b| (position * beams + b) as u32));
+            }
+        }
+        let rows = Tensor::new(next_rows.as_slice(), device)?;
+        if still_active.len() == active.len() {
+            state.reorder_beams(&rows)?;
+        } else if !still_active.is_empty() {
+            state.select_rows(&rows)?;
+        }
+        active = still_active;
+        cur_len += 1;
+    }
+    Ok(sentences.into_iter().map(|s| s.finished.into_iter().next().map(|f| f.0).unwrap_or_default()).collect())
+}
+
+/// One step for one input; returns, for each new running beam, the beam it extends.
+fn step_sentence(
+    sentence: &mut Sentence,
+    mut scores: Vec<Vec<f32>>,
+    processors: &[Box<dyn LogitsProcessor>],
+    settings: &GenerationSettings,
+    keep: usize,
+    cur_len: usize,
+) -> Vec<usize> {
+    let beams = settings.num_beams;
+    let vocab = scores.first().map_or(0, Vec::len);
+    for (row, sequence) in scores.iter_mut().zip(&sentence.running) {
+        log_softmax(row);
+        for p in processors {
+            p.process(sequence, row);
+        }
+    }
+    // Top `keep` continuations over all beams × vocabulary, accumulated log-probabilities.
+    let mut flat: Vec<(f32, usize)> = Vec::with_capacity(beams * vocab);
+    for (b, row) in scores.iter().enumerate() {
+        let base = sentence.running_scores[b];
+        flat.extend(row.iter().enumerate().map(|(t, &lp)| (lp + base, b * vocab + t)));
+    }
+    let candidates: Vec<Candidate> = top_k(flat, keep)
+        .into_iter()
+        .map(|(score, index)| {
+            let token = (index % vocab) as u32;
+            Candidate {
+                beam: index / vocab,
+                token,
+                score,
+                hits_stop: settings.eos_token_ids.contains(&token) || cur_len + 1 >= settings.max_length,
+            }
+        })
+        .collect();
+
+    // Running beams for the next step: the best candidates that did not stop.
+    let running_choice = top_k(
+        candidates.iter().enumerate().map(|(i, c)| (c.score + if c.hits_stop { NEG } else { 0.0 }, i)).collect(),
+        beams,
+    );
+    let origins: Vec<usize> = running_choice.iter().map(|&(_, i)| candidates[i].beam).collect();
+    let new_running: Vec<Vec<u32>> = running_choice
+        .iter()
+        .map(|&(_, i)| {
+            let mut seq = sentence.running[candidates[i].beam].clone();
+            seq.push(candidates[i].token);
+            seq
+        })
+        .collect();
+    let new_running_scores: Vec<f32> = running_choice.iter().map(|&(score, _)| score).collect();
+
+    // Finished hypotheses: candidates among the top `num_beams` that stopped, length-penalised.
+    let generated = (cur_len + 1 - 1) as f64;
+    let denominator = generated.powf(settings.length_penalty) as f32;
+    let beams_full = sentence.finished.iter().all(|f| f.2) && settings.early_stopping == EarlyStopping::Always;
+    let mut merged: Vec<(Vec<u32>, f32, bool)> = std::mem::take(&mut sentence.finished);
+    for (i, c) in candidates.iter().enumerate() {
+        let just_finished = c.hits_stop && i < beams;
+        let mut score = c.score / denominator;
+        score += if beams_full { NEG } else { 0.0 };
+        score += if sentence.can_improve { 0.0 } else { NEG };
+        score += if just_finished { 0.0 } else { NEG };
+        let mut seq = sentence.running[c.beam].clone();
+        seq.push(c.token);
+        merged.push((seq, score, just_finished));
+    }
+    let best = top_k(merged.iter().enumerate().map(|(i, m)| (m.1, i)).collect(), beams);
+    let mut slots: Vec<Option<(Vec<u32>, f32, bool)>> = merged.into_iter().map(Some).collect();
+    sentence.finished = best.iter().filter_map(|&(_, i)| slots[i].take()).collect();
+    sentence.running = new_running;
+    sentence.running_scores = new_running_scores;
+
+    // Early-stop heuristic, evaluated at the new length.
+    let new_len = cur_len + 1;
+    let hypothetical = if settings.early_stopping == EarlyStopping::Never && settings.length_penalty > 0.0 {
+        settings.max_length - 1
+    } else {
+        new_len - 1
+    };
+    let best_possible = sentence.running_scores[0] / (hypothetical as f64).powf(settings.length_penalty) as f32;
+    let worst_finished = sentence.finished.iter().map(|f| f.1).fold(f32::INFINITY, f32::min);
+    let improvable = sentence.finished.iter().any(|f| best_possible > if f.2 { worst_finished } else { NEG });
+    sentence.can_improve &= improvable;
+
+    let all_stopped = candidates.iter().all(|c| c.hits_stop);
+    let full = sentence.finished.iter().all(|f| f.2) && settings.early_stopping == EarlyStopping::Always;
+    sentence.done = !sentence.can_improve || full || all_stopped;
+    origins
+}
+
+/// The `k` largest (score, index) pairs, largest first; equal scores keep index order.
+fn top_k(mut items: Vec<(f32, usize)>, k: usize) -> Vec<(f32, usize)> {
+    let by_score = |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    if items.len() > k {
+        items.select_nth_unstable_by(k, by_score);
+        items.truncate(k);
+    }
+    items.sort_by(by_score);
+    items
+}

@@ -1,0 +1,43 @@
+//! Greedy search, as transformers' `_sample` with `do_sample=False`: processors on the raw
+//! logits, the first maximum wins, a row stops at EOS or `max_length`.
+
+use candle_core::Tensor;
+
+use super::processors::processors_for;
+use super::{argmax, step_logits, GenerationSettings};
+use crate::error::Result;
+use crate::models::{Encoded, Seq2Seq};
+
+pub fn generate(model: &dyn Seq2Seq, encoded: &Encoded, settings: &GenerationSettings) -> Result<Vec<Vec<u32>>> {
+    let device = encoded.hidden.device();
+    let batch = encoded.hidden.dim(0)?;
+    let processors = processors_for(settings);
+    let mut sequences: Vec<Vec<u32>> = vec![vec![settings.decoder_start_token_id]; batch];
+    // Rows still decoding, by index into `sequences`; finished rows leave the batch, which
+    // does not change the others' results (each row only sees itself).
+    let mut active: Vec<usize> = (0..batch).collect();
+    let mut state = model.start_decoding(encoded, 1)?;
+    while !active.is_empty() {
+        let last: Vec<u32> = active.iter().map(|&i| *sequences[i].last().unwrap_or(&0)).collect();
+        let logits = step_logits(model, &last, &mut state, device)?;
+        let mut still_active = Vec::with_capacity(active.len());
+        let mut kept_rows = Vec::with_capacity(active.len());
+        for (row, (&i, mut scores)) in active.iter().zip(logits).enumerate() {
+            for p in &processors {
+                p.process(&sequences[i], &mut scores);
+            }
+            let token = argmax(&scores);
+            sequences[i].push(token);
+            let finished = settings.eos_token_ids.contains(&token) || sequences[i].len() >= settings.max_length;
+            if !finished {
+                still_active.push(i);
+                kept_rows.push(row as u32);
+            }
+        }
+        if still_active.len() < active.len() && !still_active.is_empty() {
+            state.select_rows(&Tensor::new(kept_rows.as_slice(), device)?)?;
+        }
+        active = still_active;
+    }
+    Ok(sequences)
+}

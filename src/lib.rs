@@ -1,0 +1,19 @@
+//! dragoman: French → English/Russian translation (and later summaries) with open seq2seq
+//! models, token-exact with transformers' `generate()`.
+//!
+//! The pipeline, in module order: [`hub`] finds the model files, [`models`] loads the
+//! network, [`tokenizer`] turns text into ids, [`text`] cuts lines into sentences,
+//! [`generation`] searches, and [`tasks`] ties them into text-in, text-out operations.
+
+pub mod catalog;
+pub mod device;
+pub mod error;
+pub mod generation;
+pub mod hub;
+pub mod models;
+pub mod tasks;
+pub mod text;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
+pub use tasks::translate::Translator;

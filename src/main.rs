@@ -1,0 +1,31 @@
+//! The `dragoman` binary: parse flags, run the subcommand, turn errors into one line on
+//! stderr and an exit code (1 runtime, 2 usage). A closed stdout ends quietly with 0.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match &cli.command {
+        cli::Command::Translate(args) => commands::translate(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("dragoman: {err:#}");
+            let usage = matches!(err.downcast_ref::<dragoman::Error>(), Some(dragoman::Error::Setting(_)));
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

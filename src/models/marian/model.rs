@@ -1,0 +1,255 @@
+use std::path::Path;
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{LayerNorm, Linear};
+
+use super::config::MarianConfig;
+use crate::error::{Error, Result};
+use crate::models::layers::{additive_mask, layer_norm, linear, Activation, Attention};
+use crate::models::weights::Weights;
+use crate::models::{DecoderState, Encoded, LayerCache, Seq2Seq, SpecialTokens};
+
+/// transformers' LayerNorm epsilon for Marian (not configurable there either).
+const LAYER_NORM_EPS: f64 = 1e-5;
+
+pub struct Marian {
+    encoder_embed: Tensor,
+    decoder_embed: Tensor,
+    positions: Tensor,
+    embed_scale: f64,
+    encoder: Vec<EncoderLayer>,
+    decoder: Vec<DecoderLayer>,
+    lm_head: Tensor,
+    final_logits_bias: Tensor,
+    activation: Activation,
+    special: SpecialTokens,
+    max_positions: usize,
+    target_vocab: usize,
+}
+
+struct EncoderLayer {
+    self_attn: Attention,
+    self_attn_norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    final_norm: LayerNorm,
+}
+
+struct DecoderLayer {
+    self_attn: Attention,
+    self_attn_norm: LayerNorm,
+    cross_attn: Attention,
+    cross_attn_norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    final_norm: LayerNorm,
+}
+
+impl Marian {
+    pub fn load(config: &MarianConfig, weights_dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
+        let w = Weights::load(weights_dir, dtype, device)?;
+        Self::from_weights(config, &w, weights_dir)
+    }
+
+    pub fn from_weights(config: &MarianConfig, w: &Weights, dir: &Path) -> Result<Self> {
+        let d = config.d_model;
+        let activation = Activation::from_config(&config.activation_function).ok_or_else(|| {
+            Error::file(
+                dir.join("config.json"),
+                format!(
+                    "unsupported activation_function {:?} (supported: relu, swish, silu, gelu, gelu_new)",
+                    config.activation_function
+                ),
+            )
+        })?;
+        for (what, heads) in
+            [("encoder", config.encoder_attention_heads), ("decoder", config.decoder_attention_heads)]
+        {
+            if heads == 0 || d % heads != 0 {
+                return Err(Error::file(
+                    dir.join("config.json"),
+                    format!("d_model {d} is not divisible by {what}_attention_heads {heads}"),
+                ));
+            }
+        }
+        let source_vocab = config.vocab_size;
+        let target_vocab = config.target_vocab_size();
+        // Tied checkpoints store the shared embedding under one of these names only.
+        let encoder_embed = w.get_first(
+            &["model.shared.weight", "model.encoder.embed_tokens.weight"],
+            &[source_vocab, d],
+        )?;
+        let decoder_embed = if config.share_encoder_decoder_embeddings {
+            encoder_embed.clone()
+        } else {
+            w.get("model.decoder.embed_tokens.weight", &[target_vocab, d])?
+        };
+        let lm_head = if config.tie_word_embeddings || !w.contains("lm_head.weight") {
+            decoder_embed.clone()
+        } else {
+            w.get("lm_head.weight", &[target_vocab, d])?
+        };
+        let final_logits_bias = if w.contains("final_logits_bias") {
+            w.get("final_logits_bias", &[1, target_vocab])?
+        } else {
+            Tensor::zeros((1, target_vocab), lm_head.dtype(), lm_head.device())?
+        };
+
+        let encoder = (0..config.encoder_layers)
+            .map(|i| {
+                let p = format!("model.encoder.layers.{i}");
+                Ok(EncoderLayer {
+                    self_attn: Attention::load(w, &format!("{p}.self_attn"), d, config.encoder_attention_heads, true)?,
+                    self_attn_norm: layer_norm(w, &format!("{p}.self_attn_layer_norm"), d, LAYER_NORM_EPS)?,
+                    fc1: linear(w, &format!("{p}.fc1"), d, config.encoder_ffn_dim, true)?,
+                    fc2: linear(w, &format!("{p}.fc2"), config.encoder_ffn_dim, d, true)?,
+                    final_norm: layer_norm(w, &format!("{p}.final_layer_norm"), d, LAYER_NORM_EPS)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let decoder = (0..config.decoder_layers)
+            .map(|i| {
+                let p = format!("model.decoder.layers.{i}");
+                Ok(DecoderLayer {
+                    self_attn: Attention::load(w, &format!("{p}.self_attn"), d, config.decoder_attention_heads, true)?,
+                    self_attn_norm: layer_norm(w, &format!("{p}.self_attn_layer_norm"), d, LAYER_NORM_EPS)?,
+                    cross_attn: Attention::load(w, &format!("{p}.encoder_attn"), d, config.decoder_attention_heads, true)?,
+                    cross_attn_norm: layer_norm(w, &format!("{p}.encoder_attn_layer_norm"), d, LAYER_NORM_EPS)?,
+                    fc1: linear(w, &format!("{p}.fc1"), d, config.decoder_ffn_dim, true)?,
+                    fc2: linear(w, &format!("{p}.fc2"), config.decoder_ffn_dim, d, true)?,
+                    final_norm: layer_norm(w, &format!("{p}.final_layer_norm"), d, LAYER_NORM_EPS)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let positions = sinusoidal_positions(config.max_position_embeddings, d, lm_head.device())?
+            .to_dtype(lm_head.dtype())?;
+        Ok(Self {
+            encoder_embed,
+            decoder_embed,
+            positions,
+            embed_scale: if config.scale_embedding { (d as f64).sqrt() } else { 1.0 },
+            encoder,
+            decoder,
+            lm_head,
+            final_logits_bias,
+            activation,
+            special: SpecialTokens {
+                pad: config.pad_token_id,
+                eos: config.eos_token_id,
+                decoder_start: config.decoder_start_token_id,
+            },
+            max_positions: config.max_position_embeddings,
+            target_vocab,
+        })
+    }
+
+    fn embed(&self, table: &Tensor, ids: &Tensor, first_position: usize) -> candle_core::Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let tokens = table.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, ()))?;
+        let tokens = (tokens * self.embed_scale)?;
+        let positions = self.positions.narrow(0, first_position, t)?;
+        tokens.broadcast_add(&positions)
+    }
+
+    fn feed_forward(&self, x: &Tensor, fc1: &Linear, fc2: &Linear) -> candle_core::Result<Tensor> {
+        fc2.forward(&self.activation.apply(&fc1.forward(x)?)?)
+    }
+}
+
+impl Seq2Seq for Marian {
+    fn encode(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Encoded> {
+        let (_, s) = input_ids.dims2()?;
+        if s > self.max_positions {
+            return Err(Error::Input(format!(
+                "input of {s} tokens exceeds the model's {} positions",
+                self.max_positions
+            )));
+        }
+        let mask = attention_mask.to_dtype(self.positions.dtype())?;
+        let additive = additive_mask(&mask)?;
+        let mut h = self.embed(&self.encoder_embed, input_ids, 0)?;
+        for layer in &self.encoder {
+            let attended = layer.self_attn.self_attend(&h, Some(&additive))?;
+            h = layer.self_attn_norm.forward(&(h + attended)?)?;
+            let ff = self.feed_forward(&h, &layer.fc1, &layer.fc2)?;
+            h = layer.final_norm.forward(&(h + ff)?)?;
+        }
+        Ok(Encoded { hidden: h, mask })
+    }
+
+    fn start_decoding(&self, encoded: &Encoded, rows_per_input: usize) -> Result<DecoderState> {
+        let b = encoded.hidden.dim(0)?;
+        let rows: Vec<u32> = (0..b as u32).flat_map(|i| std::iter::repeat_n(i, rows_per_input)).collect();
+        let rows = Tensor::new(rows, encoded.hidden.device())?;
+        let layers = self
+            .decoder
+            .iter()
+            .map(|layer| {
+                let (k, v) = layer.cross_attn.key_values(&encoded.hidden)?;
+                Ok(LayerCache {
+                    self_kv: None,
+                    cross_kv: (k.index_select(&rows, 0)?, v.index_select(&rows, 0)?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let cross_mask = additive_mask(&encoded.mask)?.index_select(&rows, 0)?;
+        Ok(DecoderState { layers, cross_mask, position: 0 })
+    }
+
+    fn decode_step(&self, tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
+        if state.position >= self.max_positions {
+            return Err(Error::Setting(format!(
+                "generation reached the model's {} positions; lower --max-new-tokens",
+                self.max_positions
+            )));
+        }
+        let n = tokens.dim(0)?;
+        let mut h = self.embed(&self.decoder_embed, &tokens.reshape((n, 1))?, state.position)?;
+        for (layer, cache) in self.decoder.iter().zip(state.layers.iter_mut()) {
+            let attended = layer.self_attn.self_attend_cached(&h, &mut cache.self_kv)?;
+            h = layer.self_attn_norm.forward(&(h + attended)?)?;
+            let (k, v) = &cache.cross_kv;
+            let crossed = layer.cross_attn.attend(&h, k, v, Some(&state.cross_mask))?;
+            h = layer.cross_attn_norm.forward(&(h + crossed)?)?;
+            let ff = self.feed_forward(&h, &layer.fc1, &layer.fc2)?;
+            h = layer.final_norm.forward(&(h + ff)?)?;
+        }
+        state.position += 1;
+        let h = h.reshape((n, ()))?;
+        let logits = h.matmul(&self.lm_head.t()?)?.broadcast_add(&self.final_logits_bias)?;
+        Ok(logits.to_dtype(DType::F32)?)
+    }
+
+    fn special_tokens(&self) -> &SpecialTokens {
+        &self.special
+    }
+
+    fn max_input_tokens(&self) -> usize {
+        self.max_positions
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.target_vocab
+    }
+}
+
+/// transformers' `MarianSinusoidalPositionalEmbedding`: sines in the first half of each
+/// row, cosines in the second, computed in f64 and stored as f32.
+fn sinusoidal_positions(n_positions: usize, dim: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let half = dim.div_ceil(2);
+    let mut table = vec![0f32; n_positions * dim];
+    for pos in 0..n_positions {
+        let row = &mut table[pos * dim..(pos + 1) * dim];
+        for j in 0..dim {
+            let angle = pos as f64 / 10000f64.powf((2 * (j / 2)) as f64 / dim as f64);
+            // Even j feed the sine half, odd j the cosine half.
+            if j % 2 == 0 {
+                row[j / 2] = angle.sin() as f32;
+            } else {
+                row[half + j / 2] = angle.cos() as f32;
+            }
+        }
+    }
+    Tensor::from_vec(table, (n_positions, dim), device)
+}

@@ -1,0 +1,121 @@
+//! Model families, each in its own folder behind the [`Seq2Seq`] trait.
+//!
+//! The generation code only sees this trait: encode a padded batch once, then run the decoder
+//! one token at a time over rows that may be beams of the same sentence.
+
+pub mod layers;
+pub mod marian;
+pub mod weights;
+
+use candle_core::Tensor;
+
+use crate::error::Result;
+
+/// The ids a family needs to start, stop and pad generation, read from its config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecialTokens {
+    pub pad: u32,
+    pub eos: u32,
+    pub decoder_start: u32,
+}
+
+/// An encoder-decoder model.
+pub trait Seq2Seq: Send + Sync {
+    /// Encodes a right-padded batch `input_ids` [B, S] with `attention_mask` [B, S] (1 = token).
+    fn encode(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Encoded>;
+
+    /// Prepares decoding for `rows_per_input` rows per encoded input (beams): the cross-attention
+    /// keys and values are computed here once per batch, never per step.
+    fn start_decoding(&self, encoded: &Encoded, rows_per_input: usize) -> Result<DecoderState>;
+
+    /// Feeds one token per row [N] and returns the next-token logits [N, V] in f32.
+    fn decode_step(&self, tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor>;
+
+    fn special_tokens(&self) -> &SpecialTokens;
+
+    /// Number of positions the encoder accepts; longer inputs must be split by the caller.
+    fn max_input_tokens(&self) -> usize;
+
+    fn vocab_size(&self) -> usize;
+}
+
+/// Encoder output with the mask that goes with it.
+pub struct Encoded {
+    /// [B, S, D]
+    pub hidden: Tensor,
+    /// [B, S], 1 for tokens and 0 for padding (the model's dtype).
+    pub mask: Tensor,
+}
+
+/// Per-layer key/value caches of a decoding batch.
+pub struct DecoderState {
+    pub(crate) layers: Vec<LayerCache>,
+    /// Additive cross-attention mask [N, 1, 1, S]: 0 for tokens, -inf for padding.
+    pub(crate) cross_mask: Tensor,
+    /// Number of tokens already fed to the decoder.
+    pub(crate) position: usize,
+}
+
+pub(crate) struct LayerCache {
+    /// [N, H, T, hd], grown by one position per step.
+    pub(crate) self_kv: Option<(Tensor, Tensor)>,
+    /// [N, H, S, hd], fixed for the whole generation.
+    pub(crate) cross_kv: (Tensor, Tensor),
+}
+
+impl DecoderState {
+    /// Keeps the rows `rows` [N'] (a beam reordering, or dropping finished sentences).
+    pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
+        for layer in &mut self.layers {
+            if let Some((k, v)) = &layer.self_kv {
+                layer.self_kv = Some((k.index_select(rows, 0)?, v.index_select(rows, 0)?));
+            }
+            let (k, v) = &layer.cross_kv;
+            layer.cross_kv = (k.index_select(rows, 0)?, v.index_select(rows, 0)?);
+        }
+        self.cross_mask = self.cross_mask.index_select(rows, 0)?;
+        Ok(())
+    }
+
+    /// Reorders beams: rows move only within the beams of one input, whose cross-attention
+    /// keys and values are identical, so only the self-attention caches are gathered.
+    pub fn reorder_beams(&mut self, rows: &Tensor) -> Result<()> {
+        for layer in &mut self.layers {
+            if let Some((k, v)) = &layer.self_kv {
+                layer.self_kv = Some((k.index_select(rows, 0)?, v.index_select(rows, 0)?));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn position(&self) -> usize {
+        self.position
+    }
+}
+
+/// The families dragoman implements, by config.json `model_type`.
+pub const SUPPORTED_FAMILIES: &[&str] = &["marian"];
+
+/// Reads `config.json` in `dir` and loads the model family it names.
+pub fn load(dir: &std::path::Path, dtype: candle_core::DType, device: &candle_core::Device) -> Result<Box<dyn Seq2Seq>> {
+    use crate::error::Error;
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
+    let raw: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("invalid JSON: {e}")))?;
+    let model_type = raw.get("model_type").and_then(serde_json::Value::as_str).unwrap_or("");
+    match model_type {
+        "marian" => {
+            let config: marian::MarianConfig = serde_json::from_value(raw)
+                .map_err(|e| Error::file(&path, format!("not a valid Marian config: {e}")))?;
+            Ok(Box::new(marian::Marian::load(&config, dir, dtype, device)?))
+        }
+        other => Err(Error::file(
+            &path,
+            format!(
+                "model_type {other:?} is not supported (supported: {})",
+                SUPPORTED_FAMILIES.join(", ")
+            ),
+        )),
+    }
+}

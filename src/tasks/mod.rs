@@ -1,0 +1,3 @@
+//! The user-level tasks: text in, text out.
+
+pub mod translate;
