@@ -41,6 +41,8 @@ pub struct GenerationOverrides {
     pub eos_token_id: Option<Vec<u32>>,
     pub pad_token_id: Option<u32>,
     pub decoder_start_token_id: Option<u32>,
+    /// Re-normalise the scores (log-softmax) after every other processor.
+    pub renormalize_logits: Option<bool>,
 }
 
 impl GenerationOverrides {
@@ -62,7 +64,8 @@ impl GenerationOverrides {
         take!(
             num_beams, max_length, max_new_tokens, min_length, min_new_tokens, length_penalty,
             early_stopping, no_repeat_ngram_size, repetition_penalty, bad_words_ids,
-            forced_bos_token_id, forced_eos_token_id, eos_token_id, pad_token_id, decoder_start_token_id
+            forced_bos_token_id, forced_eos_token_id, eos_token_id, pad_token_id, decoder_start_token_id,
+            renormalize_logits
         );
         self
     }
@@ -85,6 +88,7 @@ pub struct GenerationSettings {
     pub eos_token_ids: Vec<u32>,
     pub pad_token_id: u32,
     pub decoder_start_token_id: u32,
+    pub renormalize_logits: bool,
 }
 
 /// The model facts generation falls back on when the generation config is silent.
@@ -149,6 +153,7 @@ impl GenerationSettings {
             eos_token_ids,
             pad_token_id: config.pad_token_id.unwrap_or(model.pad),
             decoder_start_token_id: config.decoder_start_token_id.unwrap_or(model.decoder_start),
+            renormalize_logits: config.renormalize_logits.unwrap_or(false),
         })
     }
 }

@@ -32,7 +32,19 @@ pub fn processors_for(settings: &GenerationSettings) -> Vec<Box<dyn LogitsProces
             tokens: settings.forced_eos_token_id.clone(),
         }));
     }
+    if settings.renormalize_logits {
+        list.push(Box::new(Renormalize));
+    }
     list
+}
+
+/// `renormalize_logits`: log-softmax again after the other processors.
+pub struct Renormalize;
+
+impl LogitsProcessor for Renormalize {
+    fn process(&self, _sequence: &[u32], scores: &mut [f32]) {
+        super::log_softmax(scores);
+    }
 }
 
 /// Divides positive and multiplies negative scores of every token already in the sequence.

@@ -1,0 +1,85 @@
+//! Reading the fixtures and the references transformers wrote beside them.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use dragoman::generation::{EarlyStopping, GenerationOverrides};
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/marian").join(name)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Expected {
+    pub tokenizer_cases: Vec<TokenizerCase>,
+    pub sentences: Vec<String>,
+    pub cases: Vec<Case>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenizerCase {
+    pub text: String,
+    pub ids: Vec<u32>,
+    pub decoded: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Case {
+    pub name: String,
+    pub kwargs: serde_json::Map<String, Value>,
+    pub batched: bool,
+    pub outputs: Vec<Output>,
+    pub logits: Option<Vec<Vec<Vec<f32>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Output {
+    pub ids: Vec<u32>,
+    pub text: String,
+}
+
+pub fn expected(name: &str) -> Expected {
+    let path = fixture(name).join("expected.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The generate() keyword arguments of a case as dragoman overrides; an unknown keyword
+/// fails the test rather than being ignored.
+pub fn overrides(kwargs: &serde_json::Map<String, Value>) -> GenerationOverrides {
+    let mut o = GenerationOverrides::default();
+    let int = |v: &Value| v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}")) as usize;
+    for (key, value) in kwargs {
+        match key.as_str() {
+            "num_beams" => o.num_beams = Some(int(value)),
+            "max_new_tokens" => o.max_new_tokens = Some(int(value)),
+            "max_length" => o.max_length = Some(int(value)),
+            "min_new_tokens" => o.min_new_tokens = Some(int(value)),
+            "min_length" => o.min_length = Some(int(value)),
+            "no_repeat_ngram_size" => o.no_repeat_ngram_size = Some(int(value)),
+            "length_penalty" => o.length_penalty = value.as_f64(),
+            "repetition_penalty" => o.repetition_penalty = value.as_f64(),
+            "early_stopping" => {
+                o.early_stopping = Some(match value {
+                    Value::Bool(true) => EarlyStopping::Always,
+                    Value::Bool(false) => EarlyStopping::Heuristic,
+                    _ => EarlyStopping::Never,
+                })
+            }
+            other => panic!("fixture uses generate() keyword {other} the test does not map"),
+        }
+    }
+    o
+}
+
+/// transformers pads finished sequences of a batch with `pad`; the generation itself ends
+/// at its EOS (or at max_length).
+pub fn strip_padding(ids: &[u32], pad: u32) -> Vec<u32> {
+    let mut end = ids.len();
+    while end > 1 && ids[end - 1] == pad {
+        end -= 1;
+    }
+    ids[..end].to_vec()
+}

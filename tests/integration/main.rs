@@ -1,0 +1,6 @@
+//! One integration test binary: parity with transformers on the generated fixtures, the
+//! tokenizer cases, and the CLI end to end.
+
+mod cli;
+mod common;
+mod parity;

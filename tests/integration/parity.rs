@@ -1,0 +1,114 @@
+//! dragoman against transformers, on tiny random Marian models in every hub layout:
+//! token ids and strings of generate() + decode(), and the first steps' raw logits.
+
+use candle_core::{DType, Device, Tensor};
+
+use dragoman::models::{self, Seq2Seq};
+use dragoman::tokenizer::Tokenizer;
+use dragoman::Translator;
+
+use crate::common::{expected, fixture, overrides, strip_padding};
+
+fn check_tokenizer(name: &str) {
+    let expected = expected(name);
+    let tokenizer = Tokenizer::load(&fixture(name)).unwrap();
+    for case in &expected.tokenizer_cases {
+        assert_eq!(tokenizer.encode(&case.text).unwrap(), case.ids, "{name}: encode {:?}", case.text);
+        assert_eq!(tokenizer.decode(&case.ids).unwrap(), case.decoded, "{name}: decode {:?}", case.ids);
+    }
+}
+
+fn check_generation(name: &str) {
+    let expected = expected(name);
+    let mut translator = Translator::load(&fixture(name), DType::F32, &Device::Cpu).unwrap();
+    let sources: Vec<Vec<u32>> =
+        expected.sentences.iter().map(|s| translator.tokenizer().encode(s).unwrap()).collect();
+    let pad = translator.settings().pad_token_id;
+    let mut distinct = std::collections::HashSet::new();
+    for case in &expected.cases {
+        translator.set_overrides(&overrides(&case.kwargs)).unwrap();
+        let generated = if case.batched {
+            translator.generate_ids(&sources).unwrap()
+        } else {
+            sources.iter().map(|s| translator.generate_ids(std::slice::from_ref(s)).unwrap().remove(0)).collect()
+        };
+        for (i, (ids, want)) in generated.iter().zip(&case.outputs).enumerate() {
+            let label = format!("{name}/{} (batched: {}) sentence {i}", case.name, case.batched);
+            assert_eq!(ids, &strip_padding(&want.ids, pad), "{label}: ids");
+            assert_eq!(translator.tokenizer().decode(ids).unwrap(), want.text, "{label}: text");
+            distinct.insert(ids.clone());
+        }
+    }
+    // The fixture is only a sharp test if the model says different things for different inputs.
+    assert!(distinct.len() > expected.sentences.len(), "{name}: outputs barely vary");
+}
+
+/// Teacher-forces transformers' greedy output through the decoder (with its cache) and
+/// compares the raw logits of the first steps.
+fn check_logits(name: &str) {
+    let expected = expected(name);
+    let dir = fixture(name);
+    let model = models::load(&dir, DType::F32, &Device::Cpu).unwrap();
+    let tokenizer = Tokenizer::load(&dir).unwrap();
+    let mut checked = 0;
+    for case in expected.cases.iter().filter(|c| c.logits.is_some()) {
+        let steps = case.logits.as_ref().unwrap();
+        // Batched cases run all sentences together, so padding masks are exercised too.
+        let sentences: Vec<Vec<u32>> = expected.sentences.iter().map(|s| tokenizer.encode(s).unwrap()).collect();
+        let groups: Vec<Vec<usize>> = if case.batched {
+            vec![(0..sentences.len()).collect()]
+        } else {
+            (0..sentences.len()).map(|i| vec![i]).collect()
+        };
+        for group in groups {
+            let width = group.iter().map(|&i| sentences[i].len()).max().unwrap();
+            let pad = model.special_tokens().pad;
+            let mut ids = Vec::new();
+            let mut mask = Vec::new();
+            for &i in &group {
+                let s = &sentences[i];
+                ids.extend(s.iter().copied().chain(std::iter::repeat_n(pad, width - s.len())));
+                mask.extend((0..width).map(|k| if k < s.len() { 1f32 } else { 0. }));
+            }
+            let ids = Tensor::from_vec(ids, (group.len(), width), &Device::Cpu).unwrap();
+            let mask = Tensor::from_vec(mask, (group.len(), width), &Device::Cpu).unwrap();
+            let encoded = model.encode(&ids, &mask).unwrap();
+            let mut state = model.start_decoding(&encoded, 1).unwrap();
+            let n_steps = group.iter().map(|&i| steps[i].len()).min().unwrap();
+            for step in 0..n_steps {
+                let tokens: Vec<u32> = group.iter().map(|&i| case.outputs[i].ids[step]).collect();
+                let logits = model.decode_step(&Tensor::new(tokens, &Device::Cpu).unwrap(), &mut state).unwrap();
+                let logits = logits.to_vec2::<f32>().unwrap();
+                for (row, &i) in group.iter().enumerate() {
+                    let want = &steps[i][step];
+                    let max_diff = logits[row].iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                    assert!(max_diff < 1e-4, "{name}/{} sentence {i} step {step}: logits differ by {max_diff}", case.name);
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 0, "{name}: no logits in the fixture");
+}
+
+macro_rules! parity_tests {
+    ($($module:ident => $dir:expr),* $(,)?) => {
+        $(mod $module {
+            #[test]
+            fn tokenizer_matches_transformers() { super::check_tokenizer($dir); }
+            #[test]
+            fn generation_matches_transformers() { super::check_generation($dir); }
+            #[test]
+            fn logits_match_transformers() { super::check_logits($dir); }
+        })*
+    };
+}
+
+parity_tests! {
+    fr_en => "fr-en",
+    fr_en_bin => "fr-en-bin",
+    fr_en_sharded => "fr-en-sharded",
+    fr_en_tokjson => "fr-en-tokjson",
+    tc_big => "tc-big",
+    fr_ru => "fr-ru",
+}
