@@ -1,1 +1,183 @@
-//! The binary end to end.
+//! The `dragoman` binary end to end: streams, files, line structure, model lookup, errors.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+use crate::common::{expected, fixture};
+
+const GREEDY: [&str; 4] = ["--beams", "1", "--max-new-tokens", "20"];
+
+fn dragoman() -> Command {
+    let mut cmd = Command::cargo_bin("dragoman").unwrap();
+    // Keep the tests away from any real cache on the machine.
+    cmd.env("HF_HOME", "/nonexistent/dragoman-test-hf-home").env_remove("HF_HUB_CACHE");
+    cmd
+}
+
+fn translate_with(model: &Path) -> Command {
+    let mut cmd = dragoman();
+    cmd.arg("translate").arg("--model").arg(model).args(GREEDY);
+    cmd
+}
+
+/// transformers' greedy translations (max_new_tokens 20) of the fixture sentences.
+fn greedy_reference() -> (Vec<String>, Vec<String>) {
+    let e = expected("fr-en");
+    let case = e.cases.iter().find(|c| c.name == "greedy" && !c.batched).unwrap();
+    (e.sentences.clone(), case.outputs.iter().map(|o| o.text.clone()).collect())
+}
+
+#[test]
+fn stdin_to_stdout_keeps_lines_blank_lines_and_indentation() {
+    let (sources, targets) = greedy_reference();
+    let input = format!("{}\n\n    {}\n{}\n", sources[0], sources[1], sources[2]);
+    let want = format!("{}\n\n    {}\n{}\n", targets[0], targets[1], targets[2]);
+    translate_with(&fixture("fr-en")).write_stdin(input).assert().success().stdout(want);
+}
+
+#[test]
+fn files_are_translated_in_order_and_crlf_is_kept() {
+    let (sources, targets) = greedy_reference();
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.txt");
+    let b = dir.path().join("b.txt");
+    std::fs::write(&a, format!("{}\r\n{}", sources[3], sources[4])).unwrap();
+    std::fs::write(&b, format!("{}\n", sources[5])).unwrap();
+    translate_with(&fixture("fr-en"))
+        .arg(&a)
+        .arg(&b)
+        .assert()
+        .success()
+        .stdout(format!("{}\r\n{}{}\n", targets[3], targets[4], targets[5]));
+}
+
+#[test]
+fn output_file_is_written_whole_or_not_at_all() {
+    let (sources, targets) = greedy_reference();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let out = dir.path().join("out.txt");
+    std::fs::write(&input, format!("{}\n", sources[0])).unwrap();
+    translate_with(&fixture("fr-en")).arg(&input).arg("-o").arg(&out).assert().success().stdout("");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), format!("{}\n", targets[0]));
+
+    // A failing run (second input is not UTF-8) leaves the previous output untouched.
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, b"Bonjour \xff\xfe.\n").unwrap();
+    translate_with(&fixture("fr-en"))
+        .arg(&input)
+        .arg(&bad)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("invalid UTF-8 at byte 8"));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), format!("{}\n", targets[0]));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 3, "a temporary file was left behind");
+}
+
+#[test]
+fn invalid_utf8_names_the_byte_offset_and_lossy_goes_on() {
+    translate_with(&fixture("fr-en"))
+        .write_stdin(&b"Bonjour.\nLe caf\xe9 est chaud.\n"[..])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("<stdin>: invalid UTF-8 at byte 15").and(predicate::str::contains("--lossy")));
+    translate_with(&fixture("fr-en"))
+        .arg("--lossy")
+        .write_stdin(&b"Le caf\xe9 est chaud.\n"[..])
+        .assert()
+        .success()
+        .stdout(predicate::function(|out: &str| out.lines().count() == 1));
+}
+
+#[test]
+fn empty_and_blank_input_give_the_same_shape() {
+    translate_with(&fixture("fr-en")).write_stdin("").assert().success().stdout("");
+    translate_with(&fixture("fr-en")).write_stdin("\n  \n\n").assert().success().stdout("\n  \n\n");
+}
+
+#[test]
+fn defaults_come_from_generation_config() {
+    // No flags: the fixture's generation_config.json (4 beams, max_length 40) decides.
+    let e = expected("fr-en");
+    let defaults = e.cases.iter().find(|c| c.name == "defaults" && !c.batched).unwrap();
+    let mut cmd = dragoman();
+    cmd.args(["translate", "--model"]).arg(fixture("fr-en"));
+    cmd.write_stdin(format!("{}\n", e.sentences[1])).assert().success().stdout(format!("{}\n", defaults.outputs[1].text));
+}
+
+#[test]
+fn hub_ids_resolve_from_the_huggingface_cache() {
+    let (sources, targets) = greedy_reference();
+    let home = tempfile::tempdir().unwrap();
+    let commit = "3f1c2b0a9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a";
+    let repo = home.path().join("hub/models--Helsinki-NLP--opus-mt-fr-en");
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    for entry in std::fs::read_dir(fixture("fr-en")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), snapshot.join(entry.file_name())).unwrap();
+    }
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+
+    // --to en picks the catalog's opus-mt-fr-en, found in the cache.
+    let mut cmd = dragoman();
+    cmd.env("HF_HOME", home.path()).args(["translate", "--to", "en"]).args(GREEDY);
+    cmd.write_stdin(format!("{}\n", sources[0])).assert().success().stdout(format!("{}\n", targets[0]));
+
+    // A model that is not cached: one line naming it and what to do.
+    let mut cmd = dragoman();
+    cmd.env("HF_HOME", home.path()).args(["translate", "--to", "ru"]);
+    cmd.write_stdin("Bonjour.\n")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("Helsinki-NLP/opus-mt-fr-ru@main").and(predicate::str::contains("--model DIR")));
+}
+
+fn broken_copy(remove: &[&str], corrupt: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture("fr-en")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !remove.contains(&name.as_str()) {
+            std::fs::copy(entry.path(), dir.path().join(&name)).unwrap();
+        }
+    }
+    for (name, bytes) in corrupt {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn broken_model_files_are_named_in_one_line() {
+    let cases: Vec<(tempfile::TempDir, &str)> = vec![
+        (broken_copy(&["config.json"], &[]), "config.json"),
+        (broken_copy(&[], &[("config.json", b"{ not json")]), "config.json: invalid JSON"),
+        (broken_copy(&["model.safetensors"], &[]), "no weights found"),
+        (broken_copy(&[], &[("model.safetensors", b"\x08\x00\x00\x00\x00\x00\x00\x00garbage")]), "model.safetensors: cannot read weights"),
+        (broken_copy(&["source.spm"], &[]), "no tokenizer found"),
+        (broken_copy(&[], &[("source.spm", b"\xff\xff\xff\xff")]), "source.spm: not a valid SentencePiece model"),
+        (broken_copy(&[], &[("vocab.json", b"[1, 2]")]), "vocab.json"),
+    ];
+    for (dir, message) in cases {
+        let assert = translate_with(dir.path()).write_stdin("Bonjour.\n").assert().code(1);
+        let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+        assert!(stderr.contains(message), "expected {message:?} in {stderr:?}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "not one line: {stderr:?}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    dragoman().args(["translate", "--dtype", "f64"]).assert().code(2);
+    dragoman().args(["translate", "--beams", "0"]).assert().code(2);
+    dragoman().args(["translate", "--to", "de"]).write_stdin("Bonjour.\n").assert().code(2).stderr(predicate::str::contains("no default model for fr→de"));
+    translate_with(&fixture("fr-en")).arg("missing.txt").assert().code(1).stderr(predicate::str::contains("missing.txt: no such file"));
+}

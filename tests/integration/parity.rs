@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use dragoman::models::{self, Seq2Seq};
+use dragoman::models;
 use dragoman::tokenizer::Tokenizer;
 use dragoman::Translator;
 
