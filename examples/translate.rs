@@ -10,7 +10,9 @@ use dragoman::generation::GenerationOverrides;
 use dragoman::Translator;
 
 fn main() -> anyhow::Result<()> {
-    let dir = std::env::args().nth(1).ok_or_else(|| anyhow::anyhow!("usage: translate MODEL_DIR"))?;
+    let dir = std::env::args()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("usage: translate MODEL_DIR"))?;
     let mut translator = Translator::load(dir.as_ref(), DType::F32, &Device::Cpu)?;
     // Greedy search, at most 40 new tokens per sentence; everything else from the model.
     translator.set_overrides(&GenerationOverrides {
@@ -18,7 +20,11 @@ fn main() -> anyhow::Result<()> {
         max_new_tokens: Some(40),
         ..Default::default()
     })?;
-    let lines = ["Le président a effectué une visite officielle.", "", "  Il fait beau. Nous partons demain."];
+    let lines = [
+        "Le président a effectué une visite officielle.",
+        "",
+        "  Il fait beau. Nous partons demain.",
+    ];
     for line in translator.translate_lines(&lines)? {
         println!("{line}");
     }

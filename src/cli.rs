@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use dragoman::generation::GenerationOverrides;
 
 #[derive(Debug, Parser)]
-#[command(name = "dragoman", version, about = "Translate French text with open seq2seq models, exactly as transformers would")]
+#[command(
+    name = "dragoman",
+    version,
+    about = "Translate French text with open seq2seq models, exactly as transformers would"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

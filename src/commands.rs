@@ -15,7 +15,11 @@ const LINES_PER_BLOCK: usize = 64;
 
 pub fn translate(args: &TranslateArgs) -> Result<()> {
     let translator = load_translator(args)?;
-    let inputs: Vec<PathBuf> = if args.files.is_empty() { vec![PathBuf::from("-")] } else { args.files.clone() };
+    let inputs: Vec<PathBuf> = if args.files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.files.clone()
+    };
     // Check every input exists before translating anything.
     for input in inputs.iter().filter(|p| p.as_os_str() != "-") {
         if !input.is_file() {
@@ -24,7 +28,10 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
     }
     match &args.output {
         Some(path) => {
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             let mut temp = tempfile::NamedTempFile::new_in(dir)
                 .with_context(|| format!("{}: cannot create the output file", path.display()))?;
             {
@@ -32,9 +39,11 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
                 for input in &inputs {
                     translate_input(&translator, input, args.lossy, &mut out)?;
                 }
-                out.flush().with_context(|| format!("{}: cannot write", path.display()))?;
+                out.flush()
+                    .with_context(|| format!("{}: cannot write", path.display()))?;
             }
-            temp.persist(path).with_context(|| format!("{}: cannot write the output file", path.display()))?;
+            temp.persist(path)
+                .with_context(|| format!("{}: cannot write the output file", path.display()))?;
         }
         None => {
             let stdout = std::io::stdout();
@@ -53,16 +62,25 @@ fn load_translator(args: &TranslateArgs) -> Result<Translator> {
     let (spec, name) = match &args.model.model {
         Some(spec) => (spec.clone(), spec.clone()),
         None => {
-            let entry = Catalog::builtin().translation(&args.from, &args.to)?.clone();
+            let entry = Catalog::builtin()
+                .translation(&args.from, &args.to)?
+                .clone();
             (format!("{}@{}", entry.model, entry.revision), entry.model)
         }
     };
     let dir = hub::resolve(&spec)?;
     let device = device::select(&args.runtime.device)?;
     let dtype = device::dtype(&args.runtime.dtype, &device)?;
-    let mut translator = Translator::load(&dir, dtype, &device).with_context(|| format!("model {name}"))?;
+    let mut translator =
+        Translator::load(&dir, dtype, &device).with_context(|| format!("model {name}"))?;
     translator.set_name(name.clone());
     translator.set_overrides(&args.generation.overrides())?;
+    if !args.runtime.quiet && !translator.unsupported_settings().is_empty() {
+        eprintln!(
+            "dragoman: note: model {name} sets {}, which dragoman does not implement; output may differ from transformers'",
+            translator.unsupported_settings().join(", ")
+        );
+    }
     if args.runtime.quiet {
         translator.set_notes(Box::new(|_| {}));
     }
@@ -82,8 +100,17 @@ fn apply_runtime(runtime: &RuntimeArgs) {
 
 /// Streams one input through the translator, a block of lines at a time; each output line
 /// keeps its input line's terminator (`\n`, `\r\n` or none at the end).
-fn translate_input(translator: &Translator, input: &Path, lossy: bool, out: &mut dyn Write) -> Result<()> {
-    let name = if input.as_os_str() == "-" { "<stdin>".to_string() } else { input.display().to_string() };
+fn translate_input(
+    translator: &Translator,
+    input: &Path,
+    lossy: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let name = if input.as_os_str() == "-" {
+        "<stdin>".to_string()
+    } else {
+        input.display().to_string()
+    };
     let reader: Box<dyn Read> = if input.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -95,7 +122,9 @@ fn translate_input(translator: &Translator, input: &Path, lossy: bool, out: &mut
     let mut raw = Vec::new();
     loop {
         raw.clear();
-        let read = reader.read_until(b'\n', &mut raw).with_context(|| format!("{name}: cannot read"))?;
+        let read = reader
+            .read_until(b'\n', &mut raw)
+            .with_context(|| format!("{name}: cannot read"))?;
         if read > 0 {
             let (body, ending) = split_line_ending(&raw);
             let text = match std::str::from_utf8(body) {
@@ -111,7 +140,9 @@ fn translate_input(translator: &Translator, input: &Path, lossy: bool, out: &mut
         }
         if block.len() == LINES_PER_BLOCK || (read == 0 && !block.is_empty()) {
             let lines: Vec<&str> = block.iter().map(|(t, _)| t.as_str()).collect();
-            let translated = translator.translate_lines(&lines).with_context(|| format!("{name}"))?;
+            let translated = translator
+                .translate_lines(&lines)
+                .with_context(|| format!("{name}"))?;
             for (line, (_, ending)) in translated.iter().zip(&block) {
                 out.write_all(line.as_bytes())?;
                 out.write_all(ending.as_bytes())?;

@@ -8,7 +8,9 @@ use crate::error::{Error, Result};
 pub fn select(spec: &str) -> Result<Device> {
     let (kind, index) = match spec.split_once(':') {
         Some((kind, n)) => {
-            let n = n.parse::<usize>().map_err(|_| Error::Setting(format!("--device {spec}: bad device index")))?;
+            let n = n
+                .parse::<usize>()
+                .map_err(|_| Error::Setting(format!("--device {spec}: bad device index")))?;
             (kind, n)
         }
         None => (spec, 0),
@@ -18,7 +20,9 @@ pub fn select(spec: &str) -> Result<Device> {
         "auto" => Ok(auto()),
         "cuda" => cuda(index),
         "metal" => metal(index),
-        other => Err(Error::Setting(format!("--device {other}: expected auto, cpu, cuda[:N] or metal"))),
+        other => Err(Error::Setting(format!(
+            "--device {other}: expected auto, cpu, cuda[:N] or metal"
+        ))),
     }
 }
 
@@ -36,7 +40,9 @@ fn cuda(index: usize) -> Result<Device> {
 
 #[cfg(not(feature = "cuda"))]
 fn cuda(_index: usize) -> Result<Device> {
-    Err(Error::Setting("--device cuda: this dragoman was built without the `cuda` feature".into()))
+    Err(Error::Setting(
+        "--device cuda: this dragoman was built without the `cuda` feature".into(),
+    ))
 }
 
 #[cfg(feature = "metal")]
@@ -46,7 +52,9 @@ fn metal(index: usize) -> Result<Device> {
 
 #[cfg(not(feature = "metal"))]
 fn metal(_index: usize) -> Result<Device> {
-    Err(Error::Setting("--device metal: this dragoman was built without the `metal` feature".into()))
+    Err(Error::Setting(
+        "--device metal: this dragoman was built without the `metal` feature".into(),
+    ))
 }
 
 /// Parses `--dtype f32|f16|bf16`; half precision only where the device computes it.
@@ -55,10 +63,16 @@ pub fn dtype(spec: &str, device: &Device) -> Result<DType> {
         "f32" => DType::F32,
         "f16" => DType::F16,
         "bf16" => DType::BF16,
-        other => return Err(Error::Setting(format!("--dtype {other}: expected f32, f16 or bf16"))),
+        other => {
+            return Err(Error::Setting(format!(
+                "--dtype {other}: expected f32, f16 or bf16"
+            )))
+        }
     };
     if dtype != DType::F32 && device.is_cpu() {
-        return Err(Error::Setting(format!("--dtype {spec} is not supported on the CPU; use f32")));
+        return Err(Error::Setting(format!(
+            "--dtype {spec} is not supported on the CPU; use f32"
+        )));
     }
     Ok(dtype)
 }

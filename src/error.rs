@@ -28,6 +28,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn file(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
-        Error::ModelFile { path: path.into(), message: message.to_string() }
+        Error::ModelFile {
+            path: path.into(),
+            message: message.to_string(),
+        }
     }
 }

@@ -24,15 +24,23 @@ impl HubId {
             !s.is_empty()
                 && s != "."
                 && s != ".."
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         };
         let parts: Vec<&str> = repo.split('/').collect();
-        if parts.is_empty() || parts.len() > 2 || !parts.iter().all(|p| valid_part(p)) || revision.is_empty() {
+        if parts.is_empty()
+            || parts.len() > 2
+            || !parts.iter().all(|p| valid_part(p))
+            || revision.is_empty()
+        {
             return Err(Error::Setting(format!(
                 "--model {spec}: not an existing directory, nor a hub id like org/name[@revision]"
             )));
         }
-        Ok(Self { repo: repo.to_string(), revision: revision.to_string() })
+        Ok(Self {
+            repo: repo.to_string(),
+            revision: revision.to_string(),
+        })
     }
 
     /// The cache folder name: `models--org--name`.
@@ -63,7 +71,9 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
         return Ok(path.to_path_buf());
     }
     let id = HubId::parse(spec)?;
-    let cache = cache_dir().ok_or_else(|| Error::Setting("cannot locate the Hugging Face cache: set HF_HOME".into()))?;
+    let cache = cache_dir().ok_or_else(|| {
+        Error::Setting("cannot locate the Hugging Face cache: set HF_HOME".into())
+    })?;
     snapshot_in_cache(&cache, &id)
 }
 
@@ -111,7 +121,10 @@ mod tests {
     fn parses_ids_and_revisions() {
         assert_eq!(
             HubId::parse("Helsinki-NLP/opus-mt-fr-en@v1").unwrap(),
-            HubId { repo: "Helsinki-NLP/opus-mt-fr-en".into(), revision: "v1".into() }
+            HubId {
+                repo: "Helsinki-NLP/opus-mt-fr-en".into(),
+                revision: "v1".into()
+            }
         );
         assert_eq!(HubId::parse("t5-small").unwrap().revision, "main");
         for bad in ["", "a/b/c", "../x", "a b/c", "org/name@"] {
@@ -124,7 +137,10 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let id = HubId::parse("org/model").unwrap();
         let commit = "0123456789abcdef0123456789abcdef01234567";
-        let snapshot = cache.path().join("models--org--model/snapshots").join(commit);
+        let snapshot = cache
+            .path()
+            .join("models--org--model/snapshots")
+            .join(commit);
         std::fs::create_dir_all(&snapshot).unwrap();
         std::fs::write(snapshot.join("config.json"), "{}").unwrap();
         assert!(snapshot_in_cache(cache.path(), &id).is_err());

@@ -18,7 +18,10 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("dragoman: {err:#}");
-            let usage = matches!(err.downcast_ref::<dragoman::Error>(), Some(dragoman::Error::Setting(_)));
+            let usage = matches!(
+                err.downcast_ref::<dragoman::Error>(),
+                Some(dragoman::Error::Setting(_))
+            );
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
@@ -26,6 +29,8 @@ fn main() -> ExitCode {
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
-        cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }

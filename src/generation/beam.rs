@@ -31,7 +31,11 @@ struct Candidate {
     hits_stop: bool,
 }
 
-pub fn generate(model: &dyn Seq2Seq, encoded: &Encoded, settings: &GenerationSettings) -> Result<Vec<Vec<u32>>> {
+pub fn generate(
+    model: &dyn Seq2Seq,
+    encoded: &Encoded,
+    settings: &GenerationSettings,
+) -> Result<Vec<Vec<u32>>> {
     let device = encoded.hidden.device();
     let batch = encoded.hidden.dim(0)?;
     let beams = settings.num_beams;
@@ -54,7 +58,12 @@ pub fn generate(model: &dyn Seq2Seq, encoded: &Encoded, settings: &GenerationSet
     while !active.is_empty() {
         let last: Vec<u32> = active
             .iter()
-            .flat_map(|&s| sentences[s].running.iter().map(|seq| *seq.last().unwrap_or(&0)))
+            .flat_map(|&s| {
+                sentences[s]
+                    .running
+                    .iter()
+                    .map(|seq| *seq.last().unwrap_or(&0))
+            })
             .collect();
         let logits = step_logits(model, &last, &mut state, device)?;
         let mut rows = logits.into_iter();
@@ -78,7 +87,16 @@ pub fn generate(model: &dyn Seq2Seq, encoded: &Encoded, settings: &GenerationSet
         active = still_active;
         cur_len += 1;
     }
-    Ok(sentences.into_iter().map(|s| s.finished.into_iter().next().map(|f| f.0).unwrap_or_default()).collect())
+    Ok(sentences
+        .into_iter()
+        .map(|s| {
+            s.finished
+                .into_iter()
+                .next()
+                .map(|f| f.0)
+                .unwrap_or_default()
+        })
+        .collect())
 }
 
 /// One step for one input; returns, for each new running beam, the beam it extends.
@@ -102,7 +120,11 @@ fn step_sentence(
     let mut flat: Vec<(f32, usize)> = Vec::with_capacity(beams * vocab);
     for (b, row) in scores.iter().enumerate() {
         let base = sentence.running_scores[b];
-        flat.extend(row.iter().enumerate().map(|(t, &lp)| (lp + base, b * vocab + t)));
+        flat.extend(
+            row.iter()
+                .enumerate()
+                .map(|(t, &lp)| (lp + base, b * vocab + t)),
+        );
     }
     let candidates: Vec<Candidate> = top_k(flat, keep)
         .into_iter()
@@ -112,17 +134,25 @@ fn step_sentence(
                 beam: index / vocab,
                 token,
                 score,
-                hits_stop: settings.eos_token_ids.contains(&token) || cur_len + 1 >= settings.max_length,
+                hits_stop: settings.eos_token_ids.contains(&token)
+                    || cur_len + 1 >= settings.max_length,
             }
         })
         .collect();
 
     // Running beams for the next step: the best candidates that did not stop.
     let running_choice = top_k(
-        candidates.iter().enumerate().map(|(i, c)| (c.score + if c.hits_stop { NEG } else { 0.0 }, i)).collect(),
+        candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.score + if c.hits_stop { NEG } else { 0.0 }, i))
+            .collect(),
         beams,
     );
-    let origins: Vec<usize> = running_choice.iter().map(|&(_, i)| candidates[i].beam).collect();
+    let origins: Vec<usize> = running_choice
+        .iter()
+        .map(|&(_, i)| candidates[i].beam)
+        .collect();
     let new_running: Vec<Vec<u32>> = running_choice
         .iter()
         .map(|&(_, i)| {
@@ -136,7 +166,8 @@ fn step_sentence(
     // Finished hypotheses: candidates among the top `num_beams` that stopped, length-penalised.
     let generated = (cur_len + 1 - 1) as f64;
     let denominator = generated.powf(settings.length_penalty) as f32;
-    let beams_full = sentence.finished.iter().all(|f| f.2) && settings.early_stopping == EarlyStopping::Always;
+    let beams_full =
+        sentence.finished.iter().all(|f| f.2) && settings.early_stopping == EarlyStopping::Always;
     let mut merged: Vec<(Vec<u32>, f32, bool)> = std::mem::take(&mut sentence.finished);
     for (i, c) in candidates.iter().enumerate() {
         let just_finished = c.hits_stop && i < beams;
@@ -148,7 +179,10 @@ fn step_sentence(
         seq.push(c.token);
         merged.push((seq, score, just_finished));
     }
-    let best = top_k(merged.iter().enumerate().map(|(i, m)| (m.1, i)).collect(), beams);
+    let best = top_k(
+        merged.iter().enumerate().map(|(i, m)| (m.1, i)).collect(),
+        beams,
+    );
     let mut slots: Vec<Option<(Vec<u32>, f32, bool)>> = merged.into_iter().map(Some).collect();
     sentence.finished = best.iter().filter_map(|&(_, i)| slots[i].take()).collect();
     sentence.running = new_running;
@@ -156,18 +190,28 @@ fn step_sentence(
 
     // Early-stop heuristic, evaluated at the new length.
     let new_len = cur_len + 1;
-    let hypothetical = if settings.early_stopping == EarlyStopping::Never && settings.length_penalty > 0.0 {
-        settings.max_length - 1
-    } else {
-        new_len - 1
-    };
-    let best_possible = sentence.running_scores[0] / (hypothetical as f64).powf(settings.length_penalty) as f32;
-    let worst_finished = sentence.finished.iter().map(|f| f.1).fold(f32::INFINITY, f32::min);
-    let improvable = sentence.finished.iter().any(|f| best_possible > if f.2 { worst_finished } else { NEG });
+    let hypothetical =
+        if settings.early_stopping == EarlyStopping::Never && settings.length_penalty > 0.0 {
+            settings.max_length - 1
+        } else {
+            new_len - 1
+        };
+    let best_possible =
+        sentence.running_scores[0] / (hypothetical as f64).powf(settings.length_penalty) as f32;
+    let worst_finished = sentence
+        .finished
+        .iter()
+        .map(|f| f.1)
+        .fold(f32::INFINITY, f32::min);
+    let improvable = sentence
+        .finished
+        .iter()
+        .any(|f| best_possible > if f.2 { worst_finished } else { NEG });
     sentence.can_improve &= improvable;
 
     let all_stopped = candidates.iter().all(|c| c.hits_stop);
-    let full = sentence.finished.iter().all(|f| f.2) && settings.early_stopping == EarlyStopping::Always;
+    let full =
+        sentence.finished.iter().all(|f| f.2) && settings.early_stopping == EarlyStopping::Always;
     sentence.done = !sentence.can_improve || full || all_stopped;
     origins
 }

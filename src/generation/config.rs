@@ -46,14 +46,76 @@ pub struct GenerationOverrides {
 }
 
 impl GenerationOverrides {
-    /// Reads `generation_config.json` in `dir`; a repo without one uses the defaults.
+    /// Reads `generation_config.json` in `dir`. A repo without one gets its generation
+    /// settings from `config.json`, as transformers' `GenerationConfig.from_model_config` does.
     pub fn from_model_dir(dir: &Path) -> Result<Self> {
-        let path = dir.join("generation_config.json");
-        if !path.is_file() {
-            return Ok(Self::default());
-        }
+        let own = dir.join("generation_config.json");
+        let path = if own.is_file() {
+            own
+        } else {
+            dir.join("config.json")
+        };
         let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("invalid generation config: {e}")))
+        serde_json::from_str(&text)
+            .map_err(|e| Error::file(&path, format!("invalid generation settings: {e}")))
+    }
+
+    /// Settings in the generation config of `dir` that change transformers' output but that
+    /// dragoman does not implement, as "key = value" strings (empty when all is supported).
+    pub fn unsupported_in(dir: &Path) -> Vec<String> {
+        let own = dir.join("generation_config.json");
+        let path = if own.is_file() {
+            own
+        } else {
+            dir.join("config.json")
+        };
+        let raw: Value = match std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+        {
+            Some(raw) => raw,
+            None => return Vec::new(),
+        };
+        let is_active = |key: &str, value: &Value| match (key, value) {
+            (_, Value::Null) => false,
+            ("do_sample", v) => v.as_bool() == Some(true),
+            ("encoder_no_repeat_ngram_size" | "num_beam_groups", v) => {
+                v.as_u64().is_some_and(|n| n > 1)
+            }
+            ("diversity_penalty", v) => v.as_f64().is_some_and(|x| x != 0.0),
+            ("encoder_repetition_penalty" | "guidance_scale", v) => {
+                v.as_f64().is_some_and(|x| x != 1.0)
+            }
+            (
+                "suppress_tokens"
+                | "begin_suppress_tokens"
+                | "sequence_bias"
+                | "forced_decoder_ids",
+                v,
+            ) => v.as_array().is_none_or(|a| !a.is_empty()),
+            ("exponential_decay_length_penalty", _) => true,
+            _ => false,
+        };
+        const KEYS: &[&str] = &[
+            "do_sample",
+            "encoder_no_repeat_ngram_size",
+            "num_beam_groups",
+            "diversity_penalty",
+            "encoder_repetition_penalty",
+            "guidance_scale",
+            "suppress_tokens",
+            "begin_suppress_tokens",
+            "sequence_bias",
+            "forced_decoder_ids",
+            "exponential_decay_length_penalty",
+        ];
+        KEYS.iter()
+            .filter_map(|&key| {
+                raw.get(key)
+                    .filter(|v| is_active(key, v))
+                    .map(|v| format!("{key} = {v}"))
+            })
+            .collect()
     }
 
     /// `self` with every setting `top` has replaced by `top`'s.
@@ -62,9 +124,21 @@ impl GenerationOverrides {
             ($($field:ident),*) => { $( if top.$field.is_some() { self.$field = top.$field.clone(); } )* };
         }
         take!(
-            num_beams, max_length, max_new_tokens, min_length, min_new_tokens, length_penalty,
-            early_stopping, no_repeat_ngram_size, repetition_penalty, bad_words_ids,
-            forced_bos_token_id, forced_eos_token_id, eos_token_id, pad_token_id, decoder_start_token_id,
+            num_beams,
+            max_length,
+            max_new_tokens,
+            min_length,
+            min_new_tokens,
+            length_penalty,
+            early_stopping,
+            no_repeat_ngram_size,
+            repetition_penalty,
+            bad_words_ids,
+            forced_bos_token_id,
+            forced_eos_token_id,
+            eos_token_id,
+            pad_token_id,
+            decoder_start_token_id,
             renormalize_logits
         );
         self
@@ -124,13 +198,20 @@ impl GenerationSettings {
         }
         let repetition_penalty = config.repetition_penalty.unwrap_or(1.0);
         if repetition_penalty <= 0.0 || !repetition_penalty.is_finite() {
-            return Err(Error::Setting(format!("repetition_penalty must be a positive number, not {repetition_penalty}")));
+            return Err(Error::Setting(format!(
+                "repetition_penalty must be a positive number, not {repetition_penalty}"
+            )));
         }
         let length_penalty = config.length_penalty.unwrap_or(1.0);
         if !length_penalty.is_finite() {
-            return Err(Error::Setting(format!("length_penalty must be a finite number, not {length_penalty}")));
+            return Err(Error::Setting(format!(
+                "length_penalty must be a finite number, not {length_penalty}"
+            )));
         }
-        let eos_token_ids = config.eos_token_id.clone().unwrap_or_else(|| vec![model.eos]);
+        let eos_token_ids = config
+            .eos_token_id
+            .clone()
+            .unwrap_or_else(|| vec![model.eos]);
         // NoBadWordsLogitsProcessor drops bad words that are exactly an EOS token.
         let bad_words_ids = config
             .bad_words_ids
@@ -158,18 +239,24 @@ impl GenerationSettings {
     }
 }
 
-fn early_stopping_from_json<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<EarlyStopping>, D::Error> {
+fn early_stopping_from_json<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<EarlyStopping>, D::Error> {
     match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(true)) => Ok(Some(EarlyStopping::Always)),
         Some(Value::Bool(false)) => Ok(Some(EarlyStopping::Heuristic)),
         Some(Value::String(s)) if s == "never" => Ok(Some(EarlyStopping::Never)),
-        Some(other) => Err(serde::de::Error::custom(format!("early_stopping must be true, false or \"never\", not {other}"))),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "early_stopping must be true, false or \"never\", not {other}"
+        ))),
     }
 }
 
 /// A token id given as one integer or a list of them.
-fn ids_from_json<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Vec<u32>>, D::Error> {
+fn ids_from_json<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Vec<u32>>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
@@ -186,13 +273,29 @@ fn ids_from_json<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<
 mod tests {
     use super::*;
 
-    const MODEL: ModelDefaults = ModelDefaults { eos: 0, pad: 9, decoder_start: 9, max_positions: 512 };
+    const MODEL: ModelDefaults = ModelDefaults {
+        eos: 0,
+        pad: 9,
+        decoder_start: 9,
+        max_positions: 512,
+    };
 
     #[test]
     fn max_new_tokens_wins_over_max_length() {
-        let config = GenerationOverrides { max_length: Some(512), ..Default::default() }
-            .overridden_by(&GenerationOverrides { max_new_tokens: Some(24), ..Default::default() });
-        assert_eq!(GenerationSettings::resolve(&config, &MODEL).unwrap().max_length, 25);
+        let config = GenerationOverrides {
+            max_length: Some(512),
+            ..Default::default()
+        }
+        .overridden_by(&GenerationOverrides {
+            max_new_tokens: Some(24),
+            ..Default::default()
+        });
+        assert_eq!(
+            GenerationSettings::resolve(&config, &MODEL)
+                .unwrap()
+                .max_length,
+            25
+        );
     }
 
     #[test]
@@ -217,11 +320,53 @@ mod tests {
     }
 
     #[test]
+    fn without_generation_config_the_model_config_decides() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"model_type": "marian", "num_beams": 6, "max_length": 512, "bad_words_ids": [[9]], "d_model": 8}"#,
+        )
+        .unwrap();
+        let c = GenerationOverrides::from_model_dir(dir.path()).unwrap();
+        assert_eq!((c.num_beams, c.max_length), (Some(6), Some(512)));
+        std::fs::write(
+            dir.path().join("generation_config.json"),
+            r#"{"num_beams": 2}"#,
+        )
+        .unwrap();
+        let c = GenerationOverrides::from_model_dir(dir.path()).unwrap();
+        assert_eq!((c.num_beams, c.max_length), (Some(2), None));
+    }
+
+    #[test]
+    fn reports_settings_it_cannot_honour() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("generation_config.json"),
+            r#"{"do_sample": true, "suppress_tokens": [], "encoder_repetition_penalty": 1.0, "num_beams": 4}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            GenerationOverrides::unsupported_in(dir.path()),
+            vec!["do_sample = true".to_string()]
+        );
+    }
+
+    #[test]
     fn rejects_impossible_settings() {
         for bad in [
-            GenerationOverrides { max_new_tokens: Some(0), ..Default::default() },
-            GenerationOverrides { num_beams: Some(0), ..Default::default() },
-            GenerationOverrides { repetition_penalty: Some(0.0), ..Default::default() },
+            GenerationOverrides {
+                max_new_tokens: Some(0),
+                ..Default::default()
+            },
+            GenerationOverrides {
+                num_beams: Some(0),
+                ..Default::default()
+            },
+            GenerationOverrides {
+                repetition_penalty: Some(0.0),
+                ..Default::default()
+            },
         ] {
             assert!(GenerationSettings::resolve(&bad, &MODEL).is_err());
         }

@@ -8,7 +8,11 @@ use super::{argmax, step_logits, GenerationSettings};
 use crate::error::Result;
 use crate::models::{Encoded, Seq2Seq};
 
-pub fn generate(model: &dyn Seq2Seq, encoded: &Encoded, settings: &GenerationSettings) -> Result<Vec<Vec<u32>>> {
+pub fn generate(
+    model: &dyn Seq2Seq,
+    encoded: &Encoded,
+    settings: &GenerationSettings,
+) -> Result<Vec<Vec<u32>>> {
     let device = encoded.hidden.device();
     let batch = encoded.hidden.dim(0)?;
     let processors = processors_for(settings);
@@ -18,7 +22,10 @@ pub fn generate(model: &dyn Seq2Seq, encoded: &Encoded, settings: &GenerationSet
     let mut active: Vec<usize> = (0..batch).collect();
     let mut state = model.start_decoding(encoded, 1)?;
     while !active.is_empty() {
-        let last: Vec<u32> = active.iter().map(|&i| *sequences[i].last().unwrap_or(&0)).collect();
+        let last: Vec<u32> = active
+            .iter()
+            .map(|&i| *sequences[i].last().unwrap_or(&0))
+            .collect();
         let logits = step_logits(model, &last, &mut state, device)?;
         let mut still_active = Vec::with_capacity(active.len());
         let mut kept_rows = Vec::with_capacity(active.len());
@@ -28,7 +35,8 @@ pub fn generate(model: &dyn Seq2Seq, encoded: &Encoded, settings: &GenerationSet
             }
             let token = argmax(&scores);
             sequences[i].push(token);
-            let finished = settings.eos_token_ids.contains(&token) || sequences[i].len() >= settings.max_length;
+            let finished = settings.eos_token_ids.contains(&token)
+                || sequences[i].len() >= settings.max_length;
             if !finished {
                 still_active.push(i);
                 kept_rows.push(row as u32);

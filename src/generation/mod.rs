@@ -15,7 +15,11 @@ use crate::models::{Encoded, Seq2Seq};
 
 /// Generates one sequence per encoded input (decoder start token first, EOS last when the
 /// model finished before `max_length`).
-pub fn generate(model: &dyn Seq2Seq, encoded: &Encoded, settings: &GenerationSettings) -> Result<Vec<Vec<u32>>> {
+pub fn generate(
+    model: &dyn Seq2Seq,
+    encoded: &Encoded,
+    settings: &GenerationSettings,
+) -> Result<Vec<Vec<u32>>> {
     if settings.num_beams == 1 {
         greedy::generate(model, encoded, settings)
     } else {

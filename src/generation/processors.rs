@@ -12,7 +12,9 @@ pub trait LogitsProcessor: Send + Sync {
 pub fn processors_for(settings: &GenerationSettings) -> Vec<Box<dyn LogitsProcessor>> {
     let mut list: Vec<Box<dyn LogitsProcessor>> = Vec::new();
     if settings.repetition_penalty != 1.0 {
-        list.push(Box::new(RepetitionPenalty(settings.repetition_penalty as f32)));
+        list.push(Box::new(RepetitionPenalty(
+            settings.repetition_penalty as f32,
+        )));
     }
     if settings.no_repeat_ngram_size > 0 {
         list.push(Box::new(NoRepeatNgram(settings.no_repeat_ngram_size)));
@@ -21,10 +23,16 @@ pub fn processors_for(settings: &GenerationSettings) -> Vec<Box<dyn LogitsProces
         list.push(Box::new(BadWords(settings.bad_words_ids.clone())));
     }
     if settings.min_length > 0 {
-        list.push(Box::new(MinLength { min_length: settings.min_length, eos: settings.eos_token_ids.clone() }));
+        list.push(Box::new(MinLength {
+            min_length: settings.min_length,
+            eos: settings.eos_token_ids.clone(),
+        }));
     }
     if let Some(bos) = settings.forced_bos_token_id {
-        list.push(Box::new(ForcedToken { at_length: 1, tokens: vec![bos] }));
+        list.push(Box::new(ForcedToken {
+            at_length: 1,
+            tokens: vec![bos],
+        }));
     }
     if !settings.forced_eos_token_id.is_empty() {
         list.push(Box::new(ForcedToken {
@@ -59,7 +67,11 @@ impl LogitsProcessor for RepetitionPenalty {
             }
         }
         for (score, _) in scores.iter_mut().zip(seen).filter(|(_, seen)| *seen) {
-            *score = if *score < 0.0 { *score * self.0 } else { *score / self.0 };
+            *score = if *score < 0.0 {
+                *score * self.0
+            } else {
+                *score / self.0
+            };
         }
     }
 }
@@ -174,7 +186,10 @@ mod tests {
 
     #[test]
     fn forced_eos_only_at_the_last_position() {
-        let forced = ForcedToken { at_length: 3, tokens: vec![0] };
+        let forced = ForcedToken {
+            at_length: 3,
+            tokens: vec![0],
+        };
         let mut scores = vec![1.0, 2.0];
         forced.process(&[5, 6], &mut scores);
         assert_eq!(scores, vec![1.0, 2.0]);

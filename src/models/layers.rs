@@ -8,9 +8,19 @@ use super::weights::Weights;
 use crate::error::Result;
 
 /// `prefix.weight` [out, in] and, when present, `prefix.bias` [out].
-pub fn linear(w: &Weights, prefix: &str, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
+pub fn linear(
+    w: &Weights,
+    prefix: &str,
+    in_dim: usize,
+    out_dim: usize,
+    bias: bool,
+) -> Result<Linear> {
     let weight = w.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?;
-    let bias = if bias { Some(w.get(&format!("{prefix}.bias"), &[out_dim])?) } else { None };
+    let bias = if bias {
+        Some(w.get(&format!("{prefix}.bias"), &[out_dim])?)
+    } else {
+        None
+    };
     Ok(Linear::new(weight, bias))
 }
 
@@ -81,12 +91,17 @@ impl Attention {
     /// [B, T, D] → [B, H, T, hd]
     fn split_heads(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        x.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+        x.reshape((b, t, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()
     }
 
     /// Keys and values of `x` [B, S, D], split into heads.
     pub fn key_values(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        Ok((self.split_heads(&self.k.forward(x)?)?, self.split_heads(&self.v.forward(x)?)?))
+        Ok((
+            self.split_heads(&self.k.forward(x)?)?,
+            self.split_heads(&self.v.forward(x)?)?,
+        ))
     }
 
     /// Attention of the queries from `x` [B, T, D] over `keys`/`values` [B, H, S, hd], with an
@@ -106,7 +121,9 @@ impl Attention {
         }
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let context = probs.matmul(values)?; // [B, H, T, hd]
-        let context = context.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))?;
+        let context = context
+            .transpose(1, 2)?
+            .reshape((b, t, self.heads * self.head_dim))?;
         self.out.forward(&context)
     }
 
@@ -124,7 +141,10 @@ impl Attention {
     ) -> candle_core::Result<Tensor> {
         let (k_new, v_new) = self.key_values(x)?;
         let (k, v) = match cache.take() {
-            Some((k, v)) => (Tensor::cat(&[&k, &k_new], 2)?, Tensor::cat(&[&v, &v_new], 2)?),
+            Some((k, v)) => (
+                Tensor::cat(&[&k, &k_new], 2)?,
+                Tensor::cat(&[&v, &v_new], 2)?,
+            ),
             None => (k_new, v_new),
         };
         let out = self.attend(x, &k, &v, None)?;

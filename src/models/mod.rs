@@ -97,13 +97,20 @@ impl DecoderState {
 pub const SUPPORTED_FAMILIES: &[&str] = &["marian"];
 
 /// Reads `config.json` in `dir` and loads the model family it names.
-pub fn load(dir: &std::path::Path, dtype: candle_core::DType, device: &candle_core::Device) -> Result<Box<dyn Seq2Seq>> {
+pub fn load(
+    dir: &std::path::Path,
+    dtype: candle_core::DType,
+    device: &candle_core::Device,
+) -> Result<Box<dyn Seq2Seq>> {
     use crate::error::Error;
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
-    let raw: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("invalid JSON: {e}")))?;
-    let model_type = raw.get("model_type").and_then(serde_json::Value::as_str).unwrap_or("");
+    let raw: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::file(&path, format!("invalid JSON: {e}")))?;
+    let model_type = raw
+        .get("model_type")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
     match model_type {
         "marian" => {
             let config: marian::MarianConfig = serde_json::from_value(raw)

@@ -30,7 +30,11 @@ impl Weights {
             if !path.is_file() {
                 continue;
             }
-            let files = if sharded { shard_files(&path)? } else { vec![path.clone()] };
+            let files = if sharded {
+                shard_files(&path)?
+            } else {
+                vec![path.clone()]
+            };
             let mut tensors = HashMap::new();
             for file in &files {
                 let read = match format {
@@ -46,7 +50,10 @@ impl Weights {
                     tensors.insert(name, tensor);
                 }
             }
-            return Ok(Self { tensors, source: path });
+            return Ok(Self {
+                tensors,
+                source: path,
+            });
         }
         Err(Error::file(
             dir,
@@ -64,7 +71,10 @@ impl Weights {
         if tensor.dims() != shape {
             return Err(Error::file(
                 &self.source,
-                format!("tensor {name} has shape {:?}, config.json implies {shape:?}", tensor.dims()),
+                format!(
+                    "tensor {name} has shape {:?}, config.json implies {shape:?}",
+                    tensor.dims()
+                ),
             ));
         }
         Ok(tensor)
@@ -74,7 +84,10 @@ impl Weights {
     pub fn get_first(&self, names: &[&str], shape: &[usize]) -> Result<Tensor> {
         match names.iter().find(|n| self.contains(n)) {
             Some(name) => self.get(name, shape),
-            None => Err(Error::file(&self.source, format!("missing tensor {}", names.join(" or ")))),
+            None => Err(Error::file(
+                &self.source,
+                format!("missing tensor {}", names.join(" or ")),
+            )),
         }
     }
 
@@ -93,7 +106,9 @@ enum Format {
 }
 
 fn read_safetensors(file: &Path) -> candle_core::Result<Vec<(String, Tensor)>> {
-    Ok(candle_core::safetensors::load(file, &Device::Cpu)?.into_iter().collect())
+    Ok(candle_core::safetensors::load(file, &Device::Cpu)?
+        .into_iter()
+        .collect())
 }
 
 fn read_pickle(file: &Path) -> candle_core::Result<Vec<(String, Tensor)>> {
@@ -107,15 +122,18 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
         weight_map: HashMap<String, String>,
     }
     let text = std::fs::read_to_string(index).map_err(|e| Error::file(index, e))?;
-    let parsed: Index =
-        serde_json::from_str(&text).map_err(|e| Error::file(index, format!("invalid index: {e}")))?;
+    let parsed: Index = serde_json::from_str(&text)
+        .map_err(|e| Error::file(index, format!("invalid index: {e}")))?;
     let mut names: Vec<&String> = parsed.weight_map.values().collect();
     names.sort();
     names.dedup();
     let dir = index.parent().unwrap_or(Path::new("."));
     let files: Vec<PathBuf> = names.into_iter().map(|n| dir.join(n)).collect();
     if let Some(missing) = files.iter().find(|f| !f.is_file()) {
-        return Err(Error::file(missing, format!("shard listed in {} is missing", index.display())));
+        return Err(Error::file(
+            missing,
+            format!("shard listed in {} is missing", index.display()),
+        ));
     }
     Ok(files)
 }

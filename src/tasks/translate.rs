@@ -19,6 +19,8 @@ pub struct Translator {
     tokenizer: Tokenizer,
     /// generation_config.json, flags not applied.
     model_generation: GenerationOverrides,
+    /// Generation settings of the model that dragoman cannot honour.
+    unsupported: Vec<String>,
     settings: GenerationSettings,
     device: Device,
     /// Padded source tokens allowed in one encoder batch.
@@ -33,11 +35,17 @@ impl Translator {
         let model = models::load(dir, dtype, device)?;
         let tokenizer = Tokenizer::load(dir)?;
         let model_generation = GenerationOverrides::from_model_dir(dir)?;
-        let settings = resolve_settings(model.as_ref(), &model_generation, &GenerationOverrides::default())?;
+        let unsupported = GenerationOverrides::unsupported_in(dir);
+        let settings = resolve_settings(
+            model.as_ref(),
+            &model_generation,
+            &GenerationOverrides::default(),
+        )?;
         Ok(Self {
             model,
             tokenizer,
             model_generation,
+            unsupported,
             settings,
             device: device.clone(),
             batch_tokens: 4096,
@@ -54,6 +62,12 @@ impl Translator {
 
     pub fn settings(&self) -> &GenerationSettings {
         &self.settings
+    }
+
+    /// The model's generation settings that dragoman does not implement ("key = value"): its
+    /// output may differ from transformers' where they matter.
+    pub fn unsupported_settings(&self) -> &[String] {
+        &self.unsupported
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -93,7 +107,10 @@ impl Translator {
         Ok(results)
     }
 
-    fn generate_batch<'a>(&self, batch: impl ExactSizeIterator<Item = &'a [u32]> + Clone) -> Result<Vec<Vec<u32>>> {
+    fn generate_batch<'a>(
+        &self,
+        batch: impl ExactSizeIterator<Item = &'a [u32]> + Clone,
+    ) -> Result<Vec<Vec<u32>>> {
         let rows = batch.len();
         let width = batch.clone().map(<[u32]>::len).max().unwrap_or(0);
         let pad = self.model.special_tokens().pad;
@@ -125,7 +142,12 @@ impl Translator {
                 owner.push(i);
                 continue;
             }
-            let count = |s: &str| self.tokenizer.encode(s).map(|ids| ids.len()).unwrap_or(usize::MAX);
+            let count = |s: &str| {
+                self.tokenizer
+                    .encode(s)
+                    .map(|ids| ids.len())
+                    .unwrap_or(usize::MAX)
+            };
             let parts = text::split_long(sentence, limit, &count);
             (self.notes)(&format!(
                 "{}: a sentence of {} tokens exceeds the model's {limit}; translated in {} parts",
@@ -201,5 +223,8 @@ fn resolve_settings(
         decoder_start: special.decoder_start,
         max_positions: model.max_input_tokens(),
     };
-    GenerationSettings::resolve(&model_generation.clone().overridden_by(overrides), &defaults)
+    GenerationSettings::resolve(
+        &model_generation.clone().overridden_by(overrides),
+        &defaults,
+    )
 }

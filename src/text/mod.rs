@@ -21,9 +21,17 @@ impl LineLayout {
 }
 
 pub fn split_sentences(text: &str) -> Vec<Range<usize>> {
-    if text.trim().is_empty() { vec![] } else { vec![0..text.len()] }
+    if text.trim().is_empty() {
+        vec![]
+    } else {
+        vec![0..text.len()]
+    }
 }
 
-pub fn split_long(sentence: &str, _max: usize, _count: &dyn Fn(&str) -> usize) -> Vec<Range<usize>> {
+pub fn split_long(
+    sentence: &str,
+    _max: usize,
+    _count: &dyn Fn(&str) -> usize,
+) -> Vec<Range<usize>> {
     vec![0..sentence.len()]
 }

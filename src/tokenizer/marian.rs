@@ -45,10 +45,12 @@ impl MarianTokenizer {
         let vocab_path = dir.join("vocab.json");
         let vocab = read_vocab(&vocab_path)?;
         let id_of = |token: &str, path: &Path, vocab: &HashMap<String, u32>| {
-            vocab
-                .get(token)
-                .copied()
-                .ok_or_else(|| Error::file(path, format!("special token {token:?} is not in the vocabulary")))
+            vocab.get(token).copied().ok_or_else(|| {
+                Error::file(
+                    path,
+                    format!("special token {token:?} is not in the vocabulary"),
+                )
+            })
         };
         let unk_id = id_of(&names.unk, &vocab_path, &vocab)?;
         let eos_id = id_of(&names.eos, &vocab_path, &vocab)?;
@@ -61,10 +63,16 @@ impl MarianTokenizer {
         } else {
             (vocab.clone(), source_spm.clone())
         };
-        let id_to_piece = decode_vocab.iter().map(|(piece, &id)| (id, piece.clone())).collect();
+        let id_to_piece = decode_vocab
+            .iter()
+            .map(|(piece, &id)| (id, piece.clone()))
+            .collect();
 
-        let mut specials: Vec<(String, u32)> =
-            vec![(names.eos.clone(), eos_id), (names.unk.clone(), unk_id), (names.pad.clone(), pad_id)];
+        let mut specials: Vec<(String, u32)> = vec![
+            (names.eos.clone(), eos_id),
+            (names.unk.clone(), unk_id),
+            (names.pad.clone(), pad_id),
+        ];
         for extra in &names.additional {
             if let Some(&id) = vocab.get(extra) {
                 specials.push((extra.clone(), id));
@@ -74,12 +82,19 @@ impl MarianTokenizer {
         let special_ids = specials.iter().map(|(_, id)| *id).collect();
 
         Ok(Self {
-            source: SpmEncoder::new(&source_spm).map_err(|e| Error::file(dir.join("source.spm"), e))?,
+            source: SpmEncoder::new(&source_spm)
+                .map_err(|e| Error::file(dir.join("source.spm"), e))?,
             vocab,
             id_to_piece,
-            decode_unk_piece: decode_spm.unk_id().map(|i| decode_spm.pieces[i].piece.clone()),
+            decode_unk_piece: decode_spm
+                .unk_id()
+                .map(|i| decode_spm.pieces[i].piece.clone()),
             decode_unk_surface: decode_spm.unk_surface.clone(),
-            decode_pieces: decode_spm.pieces.iter().map(|p| (p.piece.clone(), p.kind)).collect(),
+            decode_pieces: decode_spm
+                .pieces
+                .iter()
+                .map(|p| (p.piece.clone(), p.kind))
+                .collect(),
             unk_id,
             eos_id,
             specials,
@@ -128,7 +143,9 @@ impl MarianTokenizer {
             // shows as the unknown surface, any other piece (even one it does not know) verbatim.
             match self.decode_pieces.get(piece) {
                 Some(PieceType::Control) => {}
-                _ if Some(piece) == self.decode_unk_piece.as_deref() => text.push_str(&self.decode_unk_surface),
+                _ if Some(piece) == self.decode_unk_piece.as_deref() => {
+                    text.push_str(&self.decode_unk_surface)
+                }
                 _ => text.push_str(piece),
             }
         }
@@ -143,7 +160,10 @@ impl MarianTokenizer {
 impl SpmEncoder {
     fn new(spm: &SentencePieceModel) -> std::result::Result<Self, String> {
         if spm.model_type != ModelType::Unigram {
-            return Err(format!("{:?} SentencePiece models are not supported (only unigram)", spm.model_type));
+            return Err(format!(
+                "{:?} SentencePiece models are not supported (only unigram)",
+                spm.model_type
+            ));
         }
         // The lattice only ever matches normal and user-defined pieces, as SentencePiece does;
         // the unknown piece is kept so unmatched characters have a fallback.
@@ -151,7 +171,9 @@ impl SpmEncoder {
         let mut unk_id = None;
         for piece in &spm.pieces {
             match piece.kind {
-                PieceType::Normal | PieceType::UserDefined => vocab.push((piece.piece.clone(), piece.score as f64)),
+                PieceType::Normal | PieceType::UserDefined => {
+                    vocab.push((piece.piece.clone(), piece.score as f64))
+                }
                 PieceType::Unknown => {
                     unk_id = Some(vocab.len());
                     vocab.push((piece.piece.clone(), piece.score as f64));
@@ -163,7 +185,10 @@ impl SpmEncoder {
         let normalizer = if spm.precompiled_charsmap.is_empty() {
             None
         } else {
-            Some(Precompiled::from(&spm.precompiled_charsmap).map_err(|e| format!("bad normalization rules: {e}"))?)
+            Some(
+                Precompiled::from(&spm.precompiled_charsmap)
+                    .map_err(|e| format!("bad normalization rules: {e}"))?,
+            )
         };
         Ok(Self {
             normalizer,
@@ -183,19 +208,29 @@ impl SpmEncoder {
         }
         let mut text = normalized.get().to_string();
         if self.remove_extra_whitespaces {
-            text = text.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+            text = text
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
         }
         if text.is_empty() {
             return Ok(Vec::new());
         }
         let escaped = text.replace(' ', "\u{2581}");
-        let escaped = if self.add_dummy_prefix { format!("\u{2581}{escaped}") } else { escaped };
+        let escaped = if self.add_dummy_prefix {
+            format!("\u{2581}{escaped}")
+        } else {
+            escaped
+        };
         // Pieces never span a word boundary (SentencePiece's split_by_whitespace), so each
         // "▁word" is segmented on its own.
         let mut pieces = Vec::new();
         for word in split_before_spaces(&escaped) {
             pieces.extend(
-                self.unigram.encode(word).map_err(|e| Error::Input(format!("cannot tokenize {word:?}: {e}")))?,
+                self.unigram
+                    .encode(word)
+                    .map_err(|e| Error::Input(format!("cannot tokenize {word:?}: {e}")))?,
             );
         }
         Ok(pieces)
@@ -229,7 +264,9 @@ fn split_on_specials<'a>(text: &'a str, specials: &[(String, u32)]) -> Vec<Segme
     let mut rest_start = 0;
     let mut i = 0;
     while i < text.len() {
-        let found = specials.iter().find(|(s, _)| !s.is_empty() && text[i..].starts_with(s.as_str()));
+        let found = specials
+            .iter()
+            .find(|(s, _)| !s.is_empty() && text[i..].starts_with(s.as_str()));
         match found {
             Some((s, id)) => {
                 if i > rest_start {
@@ -260,7 +297,8 @@ fn split_language_code(text: &str) -> (Option<&str>, &str) {
 
 fn read_vocab(path: &Path) -> Result<HashMap<String, u32>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::file(path, format!("not a token → id JSON map: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| Error::file(path, format!("not a token → id JSON map: {e}")))
 }
 
 #[cfg(test)]
@@ -276,7 +314,13 @@ mod tests {
 
     #[test]
     fn language_codes_are_split_off() {
-        assert_eq!(split_language_code(">>fra<< Bonjour"), (Some(">>fra<<"), " Bonjour"));
-        assert_eq!(split_language_code(">>fra Bonjour"), (None, ">>fra Bonjour"));
+        assert_eq!(
+            split_language_code(">>fra<< Bonjour"),
+            (Some(">>fra<<"), " Bonjour")
+        );
+        assert_eq!(
+            split_language_code(">>fra Bonjour"),
+            (None, ">>fra Bonjour")
+        );
     }
 }

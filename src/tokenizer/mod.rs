@@ -37,12 +37,18 @@ impl Tokenizer {
     /// SentencePiece files.
     pub fn load(dir: &Path) -> Result<Self> {
         let config = read_tokenizer_config(dir)?;
-        let clean_up_spaces = config.get("clean_up_tokenization_spaces").and_then(Value::as_bool).unwrap_or(false);
+        let clean_up_spaces = config
+            .get("clean_up_tokenization_spaces")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let json = dir.join("tokenizer.json");
         if json.is_file() {
             let inner = tokenizers::Tokenizer::from_file(&json)
                 .map_err(|e| Error::file(&json, format!("cannot load tokenizer: {e}")))?;
-            return Ok(Tokenizer::Json(JsonTokenizer { inner, clean_up_spaces }));
+            return Ok(Tokenizer::Json(JsonTokenizer {
+                inner,
+                clean_up_spaces,
+            }));
         }
         if dir.join("source.spm").is_file() {
             let names = SpecialTokenNames {
@@ -55,8 +61,13 @@ impl Tokenizer {
                     .map(|a| a.iter().filter_map(token_content).collect())
                     .unwrap_or_default(),
             };
-            let separate = config.get("separate_vocabs").and_then(Value::as_bool).unwrap_or(false);
-            return Ok(Tokenizer::Marian(MarianTokenizer::load(dir, &names, separate)?));
+            let separate = config
+                .get("separate_vocabs")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            return Ok(Tokenizer::Marian(MarianTokenizer::load(
+                dir, &names, separate,
+            )?));
         }
         Err(Error::file(
             dir,
@@ -85,7 +96,11 @@ impl Tokenizer {
                     .inner
                     .decode(ids, true)
                     .map_err(|e| Error::Input(format!("cannot decode tokens: {e}")))?;
-                Ok(if t.clean_up_spaces { clean_up_tokenization(&text) } else { text })
+                Ok(if t.clean_up_spaces {
+                    clean_up_tokenization(&text)
+                } else {
+                    text
+                })
             }
             Tokenizer::Marian(t) => Ok(t.decode(ids)),
         }
@@ -111,7 +126,10 @@ fn token_content(value: &Value) -> Option<String> {
 }
 
 fn token_name(config: &Value, key: &str, default: &str) -> String {
-    config.get(key).and_then(token_content).unwrap_or_else(|| default.to_string())
+    config
+        .get(key)
+        .and_then(token_content)
+        .unwrap_or_else(|| default.to_string())
 }
 
 /// Python's `str.strip()`: Unicode whitespace plus the ASCII separators \x1c–\x1f.

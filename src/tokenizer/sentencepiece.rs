@@ -50,7 +50,8 @@ pub struct SentencePieceModel {
 impl SentencePieceModel {
     pub fn from_file(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
-        Self::from_bytes(&bytes).map_err(|e| Error::file(path, format!("not a valid SentencePiece model: {e}")))
+        Self::from_bytes(&bytes)
+            .map_err(|e| Error::file(path, format!("not a valid SentencePiece model: {e}")))
     }
 
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
@@ -80,12 +81,18 @@ impl SentencePieceModel {
     }
 
     pub fn unk_id(&self) -> Option<usize> {
-        self.pieces.iter().position(|p| p.kind == PieceType::Unknown)
+        self.pieces
+            .iter()
+            .position(|p| p.kind == PieceType::Unknown)
     }
 }
 
 fn parse_piece(bytes: &[u8]) -> std::result::Result<Piece, String> {
-    let mut piece = Piece { piece: String::new(), score: 0.0, kind: PieceType::Normal };
+    let mut piece = Piece {
+        piece: String::new(),
+        score: 0.0,
+        kind: PieceType::Normal,
+    };
     let mut reader = Reader::new(bytes);
     while let Some((field, value)) = reader.next_field()? {
         match (field, value) {
@@ -110,7 +117,10 @@ fn parse_piece(bytes: &[u8]) -> std::result::Result<Piece, String> {
     Ok(piece)
 }
 
-fn parse_trainer_spec(bytes: &[u8], model: &mut SentencePieceModel) -> std::result::Result<(), String> {
+fn parse_trainer_spec(
+    bytes: &[u8],
+    model: &mut SentencePieceModel,
+) -> std::result::Result<(), String> {
     let mut reader = Reader::new(bytes);
     while let Some((field, value)) = reader.next_field()? {
         match (field, value) {
@@ -125,7 +135,8 @@ fn parse_trainer_spec(bytes: &[u8], model: &mut SentencePieceModel) -> std::resu
             }
             (35, Value::Varint(v)) => model.byte_fallback = v != 0,
             (44, Value::Bytes(b)) => {
-                model.unk_surface = String::from_utf8(b.to_vec()).map_err(|_| "unk_surface is not UTF-8")?
+                model.unk_surface =
+                    String::from_utf8(b.to_vec()).map_err(|_| "unk_surface is not UTF-8")?
             }
             _ => {}
         }
@@ -133,7 +144,10 @@ fn parse_trainer_spec(bytes: &[u8], model: &mut SentencePieceModel) -> std::resu
     Ok(())
 }
 
-fn parse_normalizer_spec(bytes: &[u8], model: &mut SentencePieceModel) -> std::result::Result<(), String> {
+fn parse_normalizer_spec(
+    bytes: &[u8],
+    model: &mut SentencePieceModel,
+) -> std::result::Result<(), String> {
     let mut reader = Reader::new(bytes);
     while let Some((field, value)) = reader.next_field()? {
         match (field, value) {
@@ -179,7 +193,11 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or("truncated field")?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or("truncated field")?;
         let slice = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(slice)
@@ -217,7 +235,13 @@ mod tests {
 
     #[test]
     fn rejects_garbage_without_panicking() {
-        for bytes in [&b""[..], b"\xff\xff\xff", b"\x0a\x7f", b"not a model at all", b"\x0d\x00"] {
+        for bytes in [
+            &b""[..],
+            b"\xff\xff\xff",
+            b"\x0a\x7f",
+            b"not a model at all",
+            b"\x0d\x00",
+        ] {
             assert!(SentencePieceModel::from_bytes(bytes).is_err());
         }
     }

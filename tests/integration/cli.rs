@@ -12,7 +12,8 @@ const GREEDY: [&str; 4] = ["--beams", "1", "--max-new-tokens", "20"];
 fn dragoman() -> Command {
     let mut cmd = Command::cargo_bin("dragoman").unwrap();
     // Keep the tests away from any real cache on the machine.
-    cmd.env("HF_HOME", "/nonexistent/dragoman-test-hf-home").env_remove("HF_HUB_CACHE");
+    cmd.env("HF_HOME", "/nonexistent/dragoman-test-hf-home")
+        .env_remove("HF_HUB_CACHE");
     cmd
 }
 
@@ -25,8 +26,15 @@ fn translate_with(model: &Path) -> Command {
 /// transformers' greedy translations (max_new_tokens 20) of the fixture sentences.
 fn greedy_reference() -> (Vec<String>, Vec<String>) {
     let e = expected("fr-en");
-    let case = e.cases.iter().find(|c| c.name == "greedy" && !c.batched).unwrap();
-    (e.sentences.clone(), case.outputs.iter().map(|o| o.text.clone()).collect())
+    let case = e
+        .cases
+        .iter()
+        .find(|c| c.name == "greedy" && !c.batched)
+        .unwrap();
+    (
+        e.sentences.clone(),
+        case.outputs.iter().map(|o| o.text.clone()).collect(),
+    )
 }
 
 #[test]
@@ -34,7 +42,11 @@ fn stdin_to_stdout_keeps_lines_blank_lines_and_indentation() {
     let (sources, targets) = greedy_reference();
     let input = format!("{}\n\n    {}\n{}\n", sources[0], sources[1], sources[2]);
     let want = format!("{}\n\n    {}\n{}\n", targets[0], targets[1], targets[2]);
-    translate_with(&fixture("fr-en")).write_stdin(input).assert().success().stdout(want);
+    translate_with(&fixture("fr-en"))
+        .write_stdin(input)
+        .assert()
+        .success()
+        .stdout(want);
 }
 
 #[test]
@@ -60,8 +72,17 @@ fn output_file_is_written_whole_or_not_at_all() {
     let input = dir.path().join("in.txt");
     let out = dir.path().join("out.txt");
     std::fs::write(&input, format!("{}\n", sources[0])).unwrap();
-    translate_with(&fixture("fr-en")).arg(&input).arg("-o").arg(&out).assert().success().stdout("");
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), format!("{}\n", targets[0]));
+    translate_with(&fixture("fr-en"))
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout("");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        format!("{}\n", targets[0])
+    );
 
     // A failing run (second input is not UTF-8) leaves the previous output untouched.
     let bad = dir.path().join("bad.txt");
@@ -74,7 +95,10 @@ fn output_file_is_written_whole_or_not_at_all() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("invalid UTF-8 at byte 8"));
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), format!("{}\n", targets[0]));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        format!("{}\n", targets[0])
+    );
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 3, "a temporary file was left behind");
 }
@@ -85,7 +109,10 @@ fn invalid_utf8_names_the_byte_offset_and_lossy_goes_on() {
         .write_stdin(&b"Bonjour.\nLe caf\xe9 est chaud.\n"[..])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("<stdin>: invalid UTF-8 at byte 15").and(predicate::str::contains("--lossy")));
+        .stderr(
+            predicate::str::contains("<stdin>: invalid UTF-8 at byte 15")
+                .and(predicate::str::contains("--lossy")),
+        );
     translate_with(&fixture("fr-en"))
         .arg("--lossy")
         .write_stdin(&b"Le caf\xe9 est chaud.\n"[..])
@@ -96,18 +123,33 @@ fn invalid_utf8_names_the_byte_offset_and_lossy_goes_on() {
 
 #[test]
 fn empty_and_blank_input_give_the_same_shape() {
-    translate_with(&fixture("fr-en")).write_stdin("").assert().success().stdout("");
-    translate_with(&fixture("fr-en")).write_stdin("\n  \n\n").assert().success().stdout("\n  \n\n");
+    translate_with(&fixture("fr-en"))
+        .write_stdin("")
+        .assert()
+        .success()
+        .stdout("");
+    translate_with(&fixture("fr-en"))
+        .write_stdin("\n  \n\n")
+        .assert()
+        .success()
+        .stdout("\n  \n\n");
 }
 
 #[test]
 fn defaults_come_from_generation_config() {
     // No flags: the fixture's generation_config.json (4 beams, max_length 40) decides.
     let e = expected("fr-en");
-    let defaults = e.cases.iter().find(|c| c.name == "defaults" && !c.batched).unwrap();
+    let defaults = e
+        .cases
+        .iter()
+        .find(|c| c.name == "defaults" && !c.batched)
+        .unwrap();
     let mut cmd = dragoman();
     cmd.args(["translate", "--model"]).arg(fixture("fr-en"));
-    cmd.write_stdin(format!("{}\n", e.sentences[1])).assert().success().stdout(format!("{}\n", defaults.outputs[1].text));
+    cmd.write_stdin(format!("{}\n", e.sentences[1]))
+        .assert()
+        .success()
+        .stdout(format!("{}\n", defaults.outputs[1].text));
 }
 
 #[test]
@@ -127,16 +169,22 @@ fn hub_ids_resolve_from_the_huggingface_cache() {
 
     // --to en picks the catalog's opus-mt-fr-en, found in the cache.
     let mut cmd = dragoman();
-    cmd.env("HF_HOME", home.path()).args(["translate", "--to", "en"]).args(GREEDY);
-    cmd.write_stdin(format!("{}\n", sources[0])).assert().success().stdout(format!("{}\n", targets[0]));
+    cmd.env("HF_HOME", home.path())
+        .args(["translate", "--to", "en"])
+        .args(GREEDY);
+    cmd.write_stdin(format!("{}\n", sources[0]))
+        .assert()
+        .success()
+        .stdout(format!("{}\n", targets[0]));
 
     // A model that is not cached: one line naming it and what to do.
     let mut cmd = dragoman();
-    cmd.env("HF_HOME", home.path()).args(["translate", "--to", "ru"]);
-    cmd.write_stdin("Bonjour.\n")
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("Helsinki-NLP/opus-mt-fr-ru@main").and(predicate::str::contains("--model DIR")));
+    cmd.env("HF_HOME", home.path())
+        .args(["translate", "--to", "ru"]);
+    cmd.write_stdin("Bonjour.\n").assert().code(1).stderr(
+        predicate::str::contains("Helsinki-NLP/opus-mt-fr-ru@main")
+            .and(predicate::str::contains("--model DIR")),
+    );
 }
 
 fn broken_copy(remove: &[&str], corrupt: &[(&str, &[u8])]) -> tempfile::TempDir {
@@ -158,26 +206,66 @@ fn broken_copy(remove: &[&str], corrupt: &[(&str, &[u8])]) -> tempfile::TempDir 
 fn broken_model_files_are_named_in_one_line() {
     let cases: Vec<(tempfile::TempDir, &str)> = vec![
         (broken_copy(&["config.json"], &[]), "config.json"),
-        (broken_copy(&[], &[("config.json", b"{ not json")]), "config.json: invalid JSON"),
+        (
+            broken_copy(&[], &[("config.json", b"{ not json")]),
+            "config.json: invalid JSON",
+        ),
         (broken_copy(&["model.safetensors"], &[]), "no weights found"),
-        (broken_copy(&[], &[("model.safetensors", b"\x08\x00\x00\x00\x00\x00\x00\x00garbage")]), "model.safetensors: cannot read weights"),
+        (
+            broken_copy(
+                &[],
+                &[(
+                    "model.safetensors",
+                    b"\x08\x00\x00\x00\x00\x00\x00\x00garbage",
+                )],
+            ),
+            "model.safetensors: cannot read weights",
+        ),
         (broken_copy(&["source.spm"], &[]), "no tokenizer found"),
-        (broken_copy(&[], &[("source.spm", b"\xff\xff\xff\xff")]), "source.spm: not a valid SentencePiece model"),
+        (
+            broken_copy(&[], &[("source.spm", b"\xff\xff\xff\xff")]),
+            "source.spm: not a valid SentencePiece model",
+        ),
         (broken_copy(&[], &[("vocab.json", b"[1, 2]")]), "vocab.json"),
     ];
     for (dir, message) in cases {
-        let assert = translate_with(dir.path()).write_stdin("Bonjour.\n").assert().code(1);
+        let assert = translate_with(dir.path())
+            .write_stdin("Bonjour.\n")
+            .assert()
+            .code(1);
         let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
-        assert!(stderr.contains(message), "expected {message:?} in {stderr:?}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "not one line: {stderr:?}");
+        assert!(
+            stderr.contains(message),
+            "expected {message:?} in {stderr:?}"
+        );
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "not one line: {stderr:?}"
+        );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
 
 #[test]
 fn usage_errors_exit_with_2() {
-    dragoman().args(["translate", "--dtype", "f64"]).assert().code(2);
-    dragoman().args(["translate", "--beams", "0"]).assert().code(2);
-    dragoman().args(["translate", "--to", "de"]).write_stdin("Bonjour.\n").assert().code(2).stderr(predicate::str::contains("no default model for fr→de"));
-    translate_with(&fixture("fr-en")).arg("missing.txt").assert().code(1).stderr(predicate::str::contains("missing.txt: no such file"));
+    dragoman()
+        .args(["translate", "--dtype", "f64"])
+        .assert()
+        .code(2);
+    dragoman()
+        .args(["translate", "--beams", "0"])
+        .assert()
+        .code(2);
+    dragoman()
+        .args(["translate", "--to", "de"])
+        .write_stdin("Bonjour.\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no default model for fr→de"));
+    translate_with(&fixture("fr-en"))
+        .arg("missing.txt")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("missing.txt: no such file"));
 }

@@ -8,7 +8,9 @@ use serde_json::Value;
 use dragoman::generation::{EarlyStopping, GenerationOverrides};
 
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/marian").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/marian")
+        .join(name)
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,16 +13,29 @@ fn check_tokenizer(name: &str) {
     let expected = expected(name);
     let tokenizer = Tokenizer::load(&fixture(name)).unwrap();
     for case in &expected.tokenizer_cases {
-        assert_eq!(tokenizer.encode(&case.text).unwrap(), case.ids, "{name}: encode {:?}", case.text);
-        assert_eq!(tokenizer.decode(&case.ids).unwrap(), case.decoded, "{name}: decode {:?}", case.ids);
+        assert_eq!(
+            tokenizer.encode(&case.text).unwrap(),
+            case.ids,
+            "{name}: encode {:?}",
+            case.text
+        );
+        assert_eq!(
+            tokenizer.decode(&case.ids).unwrap(),
+            case.decoded,
+            "{name}: decode {:?}",
+            case.ids
+        );
     }
 }
 
 fn check_generation(name: &str) {
     let expected = expected(name);
     let mut translator = Translator::load(&fixture(name), DType::F32, &Device::Cpu).unwrap();
-    let sources: Vec<Vec<u32>> =
-        expected.sentences.iter().map(|s| translator.tokenizer().encode(s).unwrap()).collect();
+    let sources: Vec<Vec<u32>> = expected
+        .sentences
+        .iter()
+        .map(|s| translator.tokenizer().encode(s).unwrap())
+        .collect();
     let pad = translator.settings().pad_token_id;
     let mut distinct = std::collections::HashSet::new();
     for case in &expected.cases {
@@ -30,17 +43,35 @@ fn check_generation(name: &str) {
         let generated = if case.batched {
             translator.generate_ids(&sources).unwrap()
         } else {
-            sources.iter().map(|s| translator.generate_ids(std::slice::from_ref(s)).unwrap().remove(0)).collect()
+            sources
+                .iter()
+                .map(|s| {
+                    translator
+                        .generate_ids(std::slice::from_ref(s))
+                        .unwrap()
+                        .remove(0)
+                })
+                .collect()
         };
         for (i, (ids, want)) in generated.iter().zip(&case.outputs).enumerate() {
-            let label = format!("{name}/{} (batched: {}) sentence {i}", case.name, case.batched);
+            let label = format!(
+                "{name}/{} (batched: {}) sentence {i}",
+                case.name, case.batched
+            );
             assert_eq!(ids, &strip_padding(&want.ids, pad), "{label}: ids");
-            assert_eq!(translator.tokenizer().decode(ids).unwrap(), want.text, "{label}: text");
+            assert_eq!(
+                translator.tokenizer().decode(ids).unwrap(),
+                want.text,
+                "{label}: text"
+            );
             distinct.insert(ids.clone());
         }
     }
     // The fixture is only a sharp test if the model says different things for different inputs.
-    assert!(distinct.len() > expected.sentences.len(), "{name}: outputs barely vary");
+    assert!(
+        distinct.len() > expected.sentences.len(),
+        "{name}: outputs barely vary"
+    );
 }
 
 /// Teacher-forces transformers' greedy output through the decoder (with its cache) and
@@ -54,7 +85,11 @@ fn check_logits(name: &str) {
     for case in expected.cases.iter().filter(|c| c.logits.is_some()) {
         let steps = case.logits.as_ref().unwrap();
         // Batched cases run all sentences together, so padding masks are exercised too.
-        let sentences: Vec<Vec<u32>> = expected.sentences.iter().map(|s| tokenizer.encode(s).unwrap()).collect();
+        let sentences: Vec<Vec<u32>> = expected
+            .sentences
+            .iter()
+            .map(|s| tokenizer.encode(s).unwrap())
+            .collect();
         let groups: Vec<Vec<usize>> = if case.batched {
             vec![(0..sentences.len()).collect()]
         } else {
@@ -67,7 +102,11 @@ fn check_logits(name: &str) {
             let mut mask = Vec::new();
             for &i in &group {
                 let s = &sentences[i];
-                ids.extend(s.iter().copied().chain(std::iter::repeat_n(pad, width - s.len())));
+                ids.extend(
+                    s.iter()
+                        .copied()
+                        .chain(std::iter::repeat_n(pad, width - s.len())),
+                );
                 mask.extend((0..width).map(|k| if k < s.len() { 1f32 } else { 0. }));
             }
             let ids = Tensor::from_vec(ids, (group.len(), width), &Device::Cpu).unwrap();
@@ -77,12 +116,22 @@ fn check_logits(name: &str) {
             let n_steps = group.iter().map(|&i| steps[i].len()).min().unwrap();
             for step in 0..n_steps {
                 let tokens: Vec<u32> = group.iter().map(|&i| case.outputs[i].ids[step]).collect();
-                let logits = model.decode_step(&Tensor::new(tokens, &Device::Cpu).unwrap(), &mut state).unwrap();
+                let logits = model
+                    .decode_step(&Tensor::new(tokens, &Device::Cpu).unwrap(), &mut state)
+                    .unwrap();
                 let logits = logits.to_vec2::<f32>().unwrap();
                 for (row, &i) in group.iter().enumerate() {
                     let want = &steps[i][step];
-                    let max_diff = logits[row].iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-                    assert!(max_diff < 1e-4, "{name}/{} sentence {i} step {step}: logits differ by {max_diff}", case.name);
+                    let max_diff = logits[row]
+                        .iter()
+                        .zip(want)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0f32, f32::max);
+                    assert!(
+                        max_diff < 1e-4,
+                        "{name}/{} sentence {i} step {step}: logits differ by {max_diff}",
+                        case.name
+                    );
                     checked += 1;
                 }
             }

@@ -46,7 +46,12 @@ struct DecoderLayer {
 }
 
 impl Marian {
-    pub fn load(config: &MarianConfig, weights_dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn load(
+        config: &MarianConfig,
+        weights_dir: &Path,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let w = Weights::load(weights_dir, dtype, device)?;
         Self::from_weights(config, &w, weights_dir)
     }
@@ -62,9 +67,10 @@ impl Marian {
                 ),
             )
         })?;
-        for (what, heads) in
-            [("encoder", config.encoder_attention_heads), ("decoder", config.decoder_attention_heads)]
-        {
+        for (what, heads) in [
+            ("encoder", config.encoder_attention_heads),
+            ("decoder", config.decoder_attention_heads),
+        ] {
             if heads == 0 || d % heads != 0 {
                 return Err(Error::file(
                     dir.join("config.json"),
@@ -99,8 +105,19 @@ impl Marian {
             .map(|i| {
                 let p = format!("model.encoder.layers.{i}");
                 Ok(EncoderLayer {
-                    self_attn: Attention::load(w, &format!("{p}.self_attn"), d, config.encoder_attention_heads, true)?,
-                    self_attn_norm: layer_norm(w, &format!("{p}.self_attn_layer_norm"), d, LAYER_NORM_EPS)?,
+                    self_attn: Attention::load(
+                        w,
+                        &format!("{p}.self_attn"),
+                        d,
+                        config.encoder_attention_heads,
+                        true,
+                    )?,
+                    self_attn_norm: layer_norm(
+                        w,
+                        &format!("{p}.self_attn_layer_norm"),
+                        d,
+                        LAYER_NORM_EPS,
+                    )?,
                     fc1: linear(w, &format!("{p}.fc1"), d, config.encoder_ffn_dim, true)?,
                     fc2: linear(w, &format!("{p}.fc2"), config.encoder_ffn_dim, d, true)?,
                     final_norm: layer_norm(w, &format!("{p}.final_layer_norm"), d, LAYER_NORM_EPS)?,
@@ -111,10 +128,32 @@ impl Marian {
             .map(|i| {
                 let p = format!("model.decoder.layers.{i}");
                 Ok(DecoderLayer {
-                    self_attn: Attention::load(w, &format!("{p}.self_attn"), d, config.decoder_attention_heads, true)?,
-                    self_attn_norm: layer_norm(w, &format!("{p}.self_attn_layer_norm"), d, LAYER_NORM_EPS)?,
-                    cross_attn: Attention::load(w, &format!("{p}.encoder_attn"), d, config.decoder_attention_heads, true)?,
-                    cross_attn_norm: layer_norm(w, &format!("{p}.encoder_attn_layer_norm"), d, LAYER_NORM_EPS)?,
+                    self_attn: Attention::load(
+                        w,
+                        &format!("{p}.self_attn"),
+                        d,
+                        config.decoder_attention_heads,
+                        true,
+                    )?,
+                    self_attn_norm: layer_norm(
+                        w,
+                        &format!("{p}.self_attn_layer_norm"),
+                        d,
+                        LAYER_NORM_EPS,
+                    )?,
+                    cross_attn: Attention::load(
+                        w,
+                        &format!("{p}.encoder_attn"),
+                        d,
+                        config.decoder_attention_heads,
+                        true,
+                    )?,
+                    cross_attn_norm: layer_norm(
+                        w,
+                        &format!("{p}.encoder_attn_layer_norm"),
+                        d,
+                        LAYER_NORM_EPS,
+                    )?,
                     fc1: linear(w, &format!("{p}.fc1"), d, config.decoder_ffn_dim, true)?,
                     fc2: linear(w, &format!("{p}.fc2"), config.decoder_ffn_dim, d, true)?,
                     final_norm: layer_norm(w, &format!("{p}.final_layer_norm"), d, LAYER_NORM_EPS)?,
@@ -128,7 +167,11 @@ impl Marian {
             encoder_embed,
             decoder_embed,
             positions,
-            embed_scale: if config.scale_embedding { (d as f64).sqrt() } else { 1.0 },
+            embed_scale: if config.scale_embedding {
+                (d as f64).sqrt()
+            } else {
+                1.0
+            },
             encoder,
             decoder,
             lm_head,
@@ -144,9 +187,16 @@ impl Marian {
         })
     }
 
-    fn embed(&self, table: &Tensor, ids: &Tensor, first_position: usize) -> candle_core::Result<Tensor> {
+    fn embed(
+        &self,
+        table: &Tensor,
+        ids: &Tensor,
+        first_position: usize,
+    ) -> candle_core::Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let tokens = table.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, ()))?;
+        let tokens = table
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, ()))?;
         let tokens = (tokens * self.embed_scale)?;
         let positions = self.positions.narrow(0, first_position, t)?;
         tokens.broadcast_add(&positions)
@@ -180,7 +230,9 @@ impl Seq2Seq for Marian {
 
     fn start_decoding(&self, encoded: &Encoded, rows_per_input: usize) -> Result<DecoderState> {
         let b = encoded.hidden.dim(0)?;
-        let rows: Vec<u32> = (0..b as u32).flat_map(|i| std::iter::repeat_n(i, rows_per_input)).collect();
+        let rows: Vec<u32> = (0..b as u32)
+            .flat_map(|i| std::iter::repeat_n(i, rows_per_input))
+            .collect();
         let rows = Tensor::new(rows, encoded.hidden.device())?;
         let layers = self
             .decoder
@@ -194,7 +246,11 @@ impl Seq2Seq for Marian {
             })
             .collect::<Result<Vec<_>>>()?;
         let cross_mask = additive_mask(&encoded.mask)?.index_select(&rows, 0)?;
-        Ok(DecoderState { layers, cross_mask, position: 0 })
+        Ok(DecoderState {
+            layers,
+            cross_mask,
+            position: 0,
+        })
     }
 
     fn decode_step(&self, tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
@@ -205,7 +261,11 @@ impl Seq2Seq for Marian {
             )));
         }
         let n = tokens.dim(0)?;
-        let mut h = self.embed(&self.decoder_embed, &tokens.reshape((n, 1))?, state.position)?;
+        let mut h = self.embed(
+            &self.decoder_embed,
+            &tokens.reshape((n, 1))?,
+            state.position,
+        )?;
         for (layer, cache) in self.decoder.iter().zip(state.layers.iter_mut()) {
             let attended = layer.self_attn.self_attend_cached(&h, &mut cache.self_kv)?;
             h = layer.self_attn_norm.forward(&(h + attended)?)?;
@@ -217,7 +277,9 @@ impl Seq2Seq for Marian {
         }
         state.position += 1;
         let h = h.reshape((n, ()))?;
-        let logits = h.matmul(&self.lm_head.t()?)?.broadcast_add(&self.final_logits_bias)?;
+        let logits = h
+            .matmul(&self.lm_head.t()?)?
+            .broadcast_add(&self.final_logits_bias)?;
         Ok(logits.to_dtype(DType::F32)?)
     }
 
@@ -236,7 +298,11 @@ impl Seq2Seq for Marian {
 
 /// transformers' `MarianSinusoidalPositionalEmbedding`: sines in the first half of each
 /// row, cosines in the second, computed in f64 and stored as f32.
-fn sinusoidal_positions(n_positions: usize, dim: usize, device: &Device) -> candle_core::Result<Tensor> {
+fn sinusoidal_positions(
+    n_positions: usize,
+    dim: usize,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
     let half = dim.div_ceil(2);
     let mut table = vec![0f32; n_positions * dim];
     for pos in 0..n_positions {
