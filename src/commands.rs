@@ -135,6 +135,12 @@ fn translate_input(
                     offset + e.valid_up_to()
                 ),
             };
+            // A byte-order mark is not text to translate; it is written back as it came.
+            let (bom, text) = match text.strip_prefix('\u{feff}') {
+                Some(rest) if offset == 0 => ("\u{feff}", rest.to_string()),
+                _ => ("", text),
+            };
+            out.write_all(bom.as_bytes())?;
             offset += read;
             block.push((text, ending));
         }

@@ -269,3 +269,47 @@ fn usage_errors_exit_with_2() {
         .code(1)
         .stderr(predicate::str::contains("missing.txt: no such file"));
 }
+
+#[test]
+fn sentences_of_a_line_are_translated_separately_and_joined_with_their_spacing() {
+    let (sources, targets) = greedy_reference();
+    let line = format!("{}  {}", sources[0], sources[1]);
+    assert_eq!(
+        dragoman::text::split_sentences(&line).len(),
+        2,
+        "fixture sentences must segment: {line}"
+    );
+    translate_with(&fixture("fr-en"))
+        .write_stdin(format!("{line}\n"))
+        .assert()
+        .success()
+        .stdout(format!("{}  {}\n", targets[0], targets[1]));
+}
+
+#[test]
+fn a_sentence_longer_than_the_model_is_split_with_a_note_not_truncated() {
+    // The fixture model has 64 positions; this one sentence has far more tokens.
+    let clause = "le conseil municipal a longuement débattu du budget de la commune";
+    let sentence = format!("{}.", [clause; 8].join(", "));
+    let assert = translate_with(&fixture("fr-en"))
+        .write_stdin(format!("{sentence}\n"))
+        .assert()
+        .success();
+    let out = assert.get_output();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("exceeds the model's 64") && stderr.contains("parts"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_kept_but_not_translated() {
+    let (sources, targets) = greedy_reference();
+    translate_with(&fixture("fr-en"))
+        .write_stdin(format!("\u{feff}{}\n", sources[0]))
+        .assert()
+        .success()
+        .stdout(format!("\u{feff}{}\n", targets[0]));
+}
