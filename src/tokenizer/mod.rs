@@ -42,7 +42,16 @@ impl Tokenizer {
             .and_then(Value::as_bool)
             .unwrap_or(false);
         let json = dir.join("tokenizer.json");
-        if json.is_file() {
+        // transformers' AutoTokenizer reads tokenizer.json only when the config names a
+        // fast/generic class; a Marian repo (class MarianTokenizer, or none) with its
+        // SentencePiece files uses them and ignores tokenizer.json.
+        let class = config
+            .get("tokenizer_class")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let prefers_spm =
+            dir.join("source.spm").is_file() && (class.is_empty() || class.starts_with("Marian"));
+        if json.is_file() && !prefers_spm {
             let inner = tokenizers::Tokenizer::from_file(&json)
                 .map_err(|e| Error::file(&json, format!("cannot load tokenizer: {e}")))?;
             return Ok(Tokenizer::Json(JsonTokenizer {

@@ -161,3 +161,36 @@ parity_tests! {
     tc_big => "tc-big",
     fr_ru => "fr-ru",
 }
+
+/// A Marian repo that ships tokenizer.json beside its SentencePiece files but names
+/// MarianTokenizer (or no class) is tokenized from the .spm files, as AutoTokenizer does.
+#[test]
+fn marian_class_prefers_spm_files_over_tokenizer_json() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture("fr-en")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    // A tokenizer.json that would tokenize differently (no normalizer, another vocabulary).
+    std::fs::copy(
+        fixture("fr-en-tokjson").join("tokenizer.json"),
+        dir.path().join("tokenizer.json"),
+    )
+    .unwrap();
+    let expected = expected("fr-en");
+    let tokenizer = Tokenizer::load(dir.path()).unwrap();
+    for case in &expected.tokenizer_cases {
+        assert_eq!(
+            tokenizer.encode(&case.text).unwrap(),
+            case.ids,
+            "encode {:?}",
+            case.text
+        );
+        assert_eq!(
+            tokenizer.decode(&case.ids).unwrap(),
+            case.decoded,
+            "decode {:?}",
+            case.ids
+        );
+    }
+}
