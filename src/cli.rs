@@ -22,6 +22,31 @@ pub struct Cli {
 pub enum Command {
     /// Translate text line by line (stdin → stdout, or FILEs → stdout / -o FILE)
     Translate(TranslateArgs),
+    /// List, download, remove or locate models in the Hugging Face cache
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Catalog models (cached or not, size, licence) and other cached models
+    List,
+    /// Download models into the cache for offline use (ORG/NAME[@REVISION]...)
+    Pull {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Remove models (every revision) from the cache
+    Rm {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Print the local directory of a cached model
+    Path { id: String },
 }
 
 #[derive(Debug, Args)]
@@ -118,7 +143,7 @@ pub struct RuntimeArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
 
-    /// Never use the network (this version only reads local directories and the cache)
+    /// Never use the network: models come from the cache only (also HF_HUB_OFFLINE=1)
     #[arg(long)]
     pub offline: bool,
 

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use dragoman::catalog::Catalog;
 use dragoman::{device, hub, Translator};
 
-use crate::cli::{RuntimeArgs, TranslateArgs};
+use crate::cli::{ModelsCommand, RuntimeArgs, TranslateArgs};
 
 /// Lines translated together: enough sentences to fill batches, few enough to stream.
 const LINES_PER_BLOCK: usize = 64;
@@ -68,7 +68,7 @@ fn load_translator(args: &TranslateArgs) -> Result<Translator> {
             (format!("{}@{}", entry.model, entry.revision), entry.model)
         }
     };
-    let dir = hub::resolve(&spec)?;
+    let dir = hub::resolve(&spec, hub_options(&args.runtime))?;
     let device = device::select(&args.runtime.device)?;
     let dtype = device::dtype(&args.runtime.dtype, &device)?;
     let mut translator =
@@ -89,6 +89,15 @@ fn load_translator(args: &TranslateArgs) -> Result<Translator> {
         eprintln!("dragoman: generation settings {:?}", translator.settings());
     }
     Ok(translator)
+}
+
+/// Offline from the flag or the environment; progress bars only for a person watching.
+fn hub_options(runtime: &RuntimeArgs) -> hub::HubOptions {
+    use std::io::IsTerminal;
+    hub::HubOptions {
+        offline: runtime.offline || hub::offline_from_env(),
+        progress: !runtime.quiet && std::io::stderr().is_terminal(),
+    }
 }
 
 fn apply_runtime(runtime: &RuntimeArgs) {
@@ -170,4 +179,105 @@ fn split_line_ending(raw: &[u8]) -> (&[u8], &'static str) {
     } else {
         (raw, "")
     }
+}
+
+/// `dragoman models list | pull | rm | path`.
+pub fn models(command: &ModelsCommand, runtime: &RuntimeArgs) -> Result<()> {
+    use dragoman::hub::cache;
+    let options = hub_options(runtime);
+    let cache_dir = cache::cache_dir()?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        ModelsCommand::List => {
+            let cached = cache::scan(&cache_dir);
+            let catalog = Catalog::builtin();
+            writeln!(
+                out,
+                "{:<34} {:<8} {:<10} {:>10}  {:<10} task",
+                "MODEL", "REVISION", "CACHED", "SIZE", "LICENCE"
+            )?;
+            for entry in &catalog.translate {
+                let found = cached.iter().find(|c| c.repo == entry.model);
+                let id = hub::HubId::parse(&format!("{}@{}", entry.model, entry.revision))?;
+                let state = if cache::cached_snapshot(&cache_dir, &id).is_some() {
+                    "yes"
+                } else {
+                    "no"
+                };
+                let size = found
+                    .map(|c| human_size(c.size))
+                    .unwrap_or_else(|| "-".into());
+                writeln!(
+                    out,
+                    "{:<34} {:<8} {:<10} {:>10}  {:<10} translate {}→{}",
+                    entry.model, entry.revision, state, size, entry.license, entry.from, entry.to
+                )?;
+            }
+            let others: Vec<_> = cached
+                .iter()
+                .filter(|c| !catalog.translate.iter().any(|e| e.model == c.repo))
+                .collect();
+            if !others.is_empty() {
+                writeln!(out, "\nother cached models in {}:", cache_dir.display())?;
+                for model in others {
+                    let family = model.model_type.as_deref().unwrap_or("?");
+                    let supported = if dragoman::models::SUPPORTED_FAMILIES.contains(&family) {
+                        ""
+                    } else {
+                        " (not supported)"
+                    };
+                    let refs: Vec<&str> = model.refs.iter().map(|(r, _)| r.as_str()).collect();
+                    writeln!(
+                        out,
+                        "{:<34} {:<8} {:<10} {:>10}  {family}{supported}",
+                        model.repo,
+                        refs.join(","),
+                        "yes",
+                        human_size(model.size)
+                    )?;
+                }
+            }
+        }
+        ModelsCommand::Pull { ids } => {
+            for id in ids {
+                let snapshot = hub::pull(id, options)?;
+                writeln!(out, "{id}\t{}", snapshot.display())?;
+            }
+        }
+        ModelsCommand::Rm { ids } => {
+            for id in ids {
+                let freed = cache::remove(&cache_dir, &hub::HubId::parse(id)?)?;
+                writeln!(out, "removed {id} ({})", human_size(freed))?;
+            }
+        }
+        ModelsCommand::Path { id } => {
+            let parsed = hub::HubId::parse(id)?;
+            let snapshot = cache::cached_snapshot(&cache_dir, &parsed).ok_or_else(|| {
+                dragoman::Error::Model {
+                    model: parsed.to_string(),
+                    message: format!(
+                        "not in the cache at {}; run `dragoman models pull {parsed}`",
+                        cache_dir.display()
+                    ),
+                }
+            })?;
+            writeln!(out, "{}", snapshot.display())?;
+        }
+    }
+    Ok(())
+}
+
+fn human_size(bytes: u64) -> String {
+    let mut size = bytes as f64;
+    for unit in ["B", "KB", "MB", "GB"] {
+        if size < 1000.0 || unit == "GB" {
+            return if unit == "B" {
+                format!("{bytes} B")
+            } else {
+                format!("{size:.1} {unit}")
+            };
+        }
+        size /= 1000.0;
+    }
+    format!("{bytes} B")
 }

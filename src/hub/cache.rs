@@ -1,139 +1,195 @@
-//! Resolves `--model DIR|HUB_ID[@REV]` to a local directory laid out like a hub repo.
-//! An existing directory always wins; a hub id is looked up in the huggingface_hub cache
-//! (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`), the layout
-//! Python's huggingface_hub writes: `models--org--name/{refs/<rev>, snapshots/<commit>/…}`.
+//! The huggingface_hub cache, read and written in the layout Python uses, so models are
+//! shared both ways: `<cache>/models--org--name/{blobs/<etag>, refs/<revision>,
+//! snapshots/<commit>/<file> → ../../blobs/<etag>}`; locks in `<cache>/.locks/models--org--name/`.
 
 use std::path::{Path, PathBuf};
 
+use super::id::{is_commit_hash, HubId};
 use crate::error::{Error, Result};
 
-/// A model named by hub id, with an optional revision (branch, tag or commit).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HubId {
-    pub repo: String,
-    pub revision: String,
-}
-
-impl HubId {
-    pub fn parse(spec: &str) -> Result<Self> {
-        let (repo, revision) = match spec.rsplit_once('@') {
-            Some((repo, rev)) => (repo, rev),
-            None => (spec, "main"),
-        };
-        let valid_part = |s: &str| {
-            !s.is_empty()
-                && s != "."
-                && s != ".."
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        };
-        let parts: Vec<&str> = repo.split('/').collect();
-        if parts.is_empty()
-            || parts.len() > 2
-            || !parts.iter().all(|p| valid_part(p))
-            || revision.is_empty()
-        {
-            return Err(Error::Setting(format!(
-                "--model {spec}: not an existing directory, nor a hub id like org/name[@revision]"
-            )));
-        }
-        Ok(Self {
-            repo: repo.to_string(),
-            revision: revision.to_string(),
-        })
-    }
-
-    /// The cache folder name: `models--org--name`.
-    pub fn cache_folder(&self) -> String {
-        format!("models--{}", self.repo.replace('/', "--"))
-    }
-}
-
-/// The hub cache directory, as huggingface_hub computes it from the environment.
-pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("HF_HUB_CACHE").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(dir));
-    }
-    if let Some(home) = std::env::var_os("HF_HOME").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(home).join("hub"));
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("huggingface").join("hub"))
-}
-
-/// The local directory for `spec`: the directory itself, or the cached snapshot of a hub id.
-pub fn resolve(spec: &str) -> Result<PathBuf> {
-    let path = Path::new(spec);
-    if path.is_dir() {
-        return Ok(path.to_path_buf());
-    }
-    let id = HubId::parse(spec)?;
-    let cache = cache_dir().ok_or_else(|| {
-        Error::Setting("cannot locate the Hugging Face cache: set HF_HOME".into())
-    })?;
-    snapshot_in_cache(&cache, &id)
-}
-
-/// The snapshot directory of `id` in `cache`, following `refs/<revision>` for branch and
-/// tag names.
-pub fn snapshot_in_cache(cache: &Path, id: &HubId) -> Result<PathBuf> {
-    let repo_dir = cache.join(id.cache_folder());
-    let commit = if is_commit_hash(&id.revision) {
-        id.revision.clone()
-    } else {
-        let reference = repo_dir.join("refs").join(&id.revision);
-        match std::fs::read_to_string(&reference) {
-            Ok(text) => text.trim().to_string(),
-            Err(_) => return Err(not_cached(id, cache)),
-        }
+/// The hub cache directory as huggingface_hub computes it: `$HF_HUB_CACHE`, else
+/// `$HF_HOME/hub`, else `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
+pub fn cache_dir() -> Result<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
     };
-    let snapshot = repo_dir.join("snapshots").join(&commit);
-    if !snapshot.join("config.json").is_file() {
-        return Err(not_cached(id, cache));
+    if let Some(dir) = var("HF_HUB_CACHE") {
+        return Ok(dir);
     }
-    Ok(snapshot)
+    if let Some(home) = var("HF_HOME") {
+        return Ok(home.join("hub"));
+    }
+    let base = var("XDG_CACHE_HOME")
+        .or_else(|| var("HOME").map(|h| h.join(".cache")))
+        .ok_or_else(|| {
+            Error::Setting("cannot locate the Hugging Face cache: set HF_HOME".into())
+        })?;
+    Ok(base.join("huggingface").join("hub"))
 }
 
-fn is_commit_hash(revision: &str) -> bool {
-    revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit())
+pub fn repo_dir(cache: &Path, id: &HubId) -> PathBuf {
+    cache.join(id.cache_folder())
 }
 
-fn not_cached(id: &HubId, cache: &Path) -> Error {
-    Error::Model {
-        model: format!("{}@{}", id.repo, id.revision),
-        message: format!(
-            "not in the Hugging Face cache at {}; this dragoman cannot download yet: fetch it once with \
-             huggingface_hub (`hf download {}`) or pass --model DIR",
-            cache.display(),
-            id.repo
-        ),
+/// The commit a revision points to in the cache, if known.
+pub fn cached_commit(cache: &Path, id: &HubId) -> Option<String> {
+    if is_commit_hash(&id.revision) {
+        return Some(id.revision.clone());
     }
+    let reference = repo_dir(cache, id).join("refs").join(&id.revision);
+    std::fs::read_to_string(reference)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// The snapshot directory of `id` if the cache holds a loadable copy of it (config,
+/// weights and a tokenizer), without touching the network.
+pub fn cached_snapshot(cache: &Path, id: &HubId) -> Option<PathBuf> {
+    let commit = cached_commit(cache, id)?;
+    let snapshot = repo_dir(cache, id).join("snapshots").join(commit);
+    is_complete(&snapshot).then_some(snapshot)
+}
+
+/// Whether `dir` holds what loading a model needs: config.json, weights (every shard of
+/// an index), and tokenizer files.
+pub fn is_complete(dir: &Path) -> bool {
+    let has = |name: &str| dir.join(name).is_file();
+    let shards_present = |index: &str| {
+        std::fs::read_to_string(dir.join(index))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| {
+                v.get("weight_map")?
+                    .as_object()
+                    .map(|m| m.values().filter_map(|f| f.as_str()).all(has))
+            })
+            .unwrap_or(false)
+    };
+    let weights = has("model.safetensors")
+        || has("pytorch_model.bin")
+        || shards_present("model.safetensors.index.json")
+        || shards_present("pytorch_model.bin.index.json");
+    let tokenizer =
+        has("tokenizer.json") || has("spiece.model") || (has("source.spm") && has("vocab.json"));
+    has("config.json") && weights && tokenizer
+}
+
+/// A model found in the cache.
+#[derive(Debug, Clone)]
+pub struct CachedModel {
+    pub repo: String,
+    /// The revisions (refs) that point into it, with their commits.
+    pub refs: Vec<(String, String)>,
+    /// Bytes of its blobs on disk.
+    pub size: u64,
+    /// `model_type` of its newest snapshot's config.json, when readable.
+    pub model_type: Option<String>,
+}
+
+/// Every model repo in the cache, sorted by name.
+pub fn scan(cache: &Path) -> Vec<CachedModel> {
+    let mut models = Vec::new();
+    let entries = match std::fs::read_dir(cache) {
+        Ok(entries) => entries,
+        Err(_) => return models,
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(folder) = name.strip_prefix("models--") else {
+            continue;
+        };
+        let repo = folder.replacen("--", "/", 1);
+        let dir = entry.path();
+        let refs = read_refs(&dir.join("refs"));
+        let model_type = refs
+            .iter()
+            .map(|(_, commit)| dir.join("snapshots").join(commit).join("config.json"))
+            .chain(
+                std::fs::read_dir(dir.join("snapshots"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path().join("config.json")),
+            )
+            .find_map(|config| {
+                let text = std::fs::read_to_string(config).ok()?;
+                let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+                value.get("model_type")?.as_str().map(str::to_string)
+            });
+        models.push(CachedModel {
+            repo,
+            refs,
+            size: dir_size(&dir.join("blobs")),
+            model_type,
+        });
+    }
+    models.sort_by(|a, b| a.repo.cmp(&b.repo));
+    models
+}
+
+fn read_refs(dir: &Path) -> Vec<(String, String)> {
+    let mut refs = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), String::new())];
+    while let Some((path, prefix)) = stack.pop() {
+        for entry in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if entry.path().is_dir() {
+                stack.push((entry.path(), format!("{name}/")));
+            } else if let Ok(commit) = std::fs::read_to_string(entry.path()) {
+                refs.push((name, commit.trim().to_string()));
+            }
+        }
+    }
+    refs.sort();
+    refs
+}
+
+/// Total size of the regular files under `dir` (blobs are never symlinks).
+pub fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        for entry in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// Removes every revision of a model from the cache, with its locks; returns the bytes freed.
+pub fn remove(cache: &Path, id: &HubId) -> Result<u64> {
+    let dir = repo_dir(cache, id);
+    if !dir.is_dir() {
+        return Err(Error::Model {
+            model: id.repo.clone(),
+            message: format!("not in the cache at {}", cache.display()),
+        });
+    }
+    let size = dir_size(&dir.join("blobs"));
+    std::fs::remove_dir_all(&dir).map_err(|e| Error::file(&dir, format!("cannot remove: {e}")))?;
+    let locks = cache.join(".locks").join(id.cache_folder());
+    let _ = std::fs::remove_dir_all(locks);
+    Ok(size)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn parses_ids_and_revisions() {
-        assert_eq!(
-            HubId::parse("Helsinki-NLP/opus-mt-fr-en@v1").unwrap(),
-            HubId {
-                repo: "Helsinki-NLP/opus-mt-fr-en".into(),
-                revision: "v1".into()
-            }
-        );
-        assert_eq!(HubId::parse("t5-small").unwrap().revision, "main");
-        for bad in ["", "a/b/c", "../x", "a b/c", "org/name@"] {
-            assert!(HubId::parse(bad).is_err(), "{bad}");
-        }
+    fn write(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
     }
 
     #[test]
-    fn finds_snapshots_through_refs() {
+    fn finds_complete_snapshots_through_refs() {
         let cache = tempfile::tempdir().unwrap();
         let id = HubId::parse("org/model").unwrap();
         let commit = "0123456789abcdef0123456789abcdef01234567";
@@ -141,13 +197,40 @@ mod tests {
             .path()
             .join("models--org--model/snapshots")
             .join(commit);
-        std::fs::create_dir_all(&snapshot).unwrap();
-        std::fs::write(snapshot.join("config.json"), "{}").unwrap();
-        assert!(snapshot_in_cache(cache.path(), &id).is_err());
-        std::fs::create_dir_all(cache.path().join("models--org--model/refs")).unwrap();
-        std::fs::write(cache.path().join("models--org--model/refs/main"), commit).unwrap();
-        assert_eq!(snapshot_in_cache(cache.path(), &id).unwrap(), snapshot);
+        write(&snapshot.join("config.json"), r#"{"model_type": "marian"}"#);
+        assert!(cached_snapshot(cache.path(), &id).is_none(), "no ref yet");
+        write(&cache.path().join("models--org--model/refs/main"), commit);
+        assert!(
+            cached_snapshot(cache.path(), &id).is_none(),
+            "no weights or tokenizer yet"
+        );
+        write(
+            &snapshot.join("model.safetensors.index.json"),
+            r#"{"weight_map": {"a": "s1.safetensors"}}"#,
+        );
+        write(&snapshot.join("tokenizer.json"), "{}");
+        assert!(
+            cached_snapshot(cache.path(), &id).is_none(),
+            "shard missing"
+        );
+        write(&snapshot.join("s1.safetensors"), "x");
+        assert_eq!(cached_snapshot(cache.path(), &id).unwrap(), snapshot);
         let pinned = HubId::parse(&format!("org/model@{commit}")).unwrap();
-        assert_eq!(snapshot_in_cache(cache.path(), &pinned).unwrap(), snapshot);
+        assert_eq!(cached_snapshot(cache.path(), &pinned).unwrap(), snapshot);
+
+        write(&cache.path().join("models--org--model/blobs/abc"), "12345");
+        let models = scan(cache.path());
+        assert_eq!(models.len(), 1);
+        assert_eq!(models[0].repo, "org/model");
+        assert_eq!(
+            models[0].refs,
+            vec![("main".to_string(), commit.to_string())]
+        );
+        assert_eq!(
+            (models[0].size, models[0].model_type.as_deref()),
+            (5, Some("marian"))
+        );
+        assert_eq!(remove(cache.path(), &id).unwrap(), 5);
+        assert!(scan(cache.path()).is_empty());
     }
 }

@@ -3,4 +3,6 @@
 
 mod cli;
 mod common;
+mod hub;
+mod hub_server;
 mod parity;
