@@ -5,7 +5,7 @@ use std::path::Path;
 use assert_cmd::Command;
 use predicates::prelude::*;
 
-use crate::common::{expected, fixture};
+use crate::common::{expected, fixture, greedy_reference};
 
 const GREEDY: [&str; 4] = ["--beams", "1", "--max-new-tokens", "20"];
 
@@ -23,20 +23,6 @@ fn translate_with(model: &Path) -> Command {
     let mut cmd = dragoman();
     cmd.arg("translate").arg("--model").arg(model).args(GREEDY);
     cmd
-}
-
-/// transformers' greedy translations (max_new_tokens 20) of the fixture sentences.
-fn greedy_reference() -> (Vec<String>, Vec<String>) {
-    let e = expected("fr-en");
-    let case = e
-        .cases
-        .iter()
-        .find(|c| c.name == "greedy" && !c.batched)
-        .unwrap();
-    (
-        e.sentences.clone(),
-        case.outputs.iter().map(|o| o.text.clone()).collect(),
-    )
 }
 
 #[test]

@@ -85,3 +85,17 @@ pub fn strip_padding(ids: &[u32], pad: u32) -> Vec<u32> {
     }
     ids[..end].to_vec()
 }
+
+/// transformers' greedy translations (max_new_tokens 20) of the fixture sentences.
+pub fn greedy_reference() -> (Vec<String>, Vec<String>) {
+    let e = expected("fr-en");
+    let case = e
+        .cases
+        .iter()
+        .find(|c| c.name == "greedy" && !c.batched)
+        .unwrap();
+    (
+        e.sentences.clone(),
+        case.outputs.iter().map(|o| o.text.clone()).collect(),
+    )
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use predicates::prelude::*;
 
-use crate::common::{expected, fixture};
+use crate::common::{fixture, greedy_reference};
 use crate::hub_server::{etag, HubServer, Repo};
 
 const COMMIT: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
@@ -45,16 +45,6 @@ fn dragoman(home: &Path, server: &HubServer) -> Command {
     cmd
 }
 
-fn greedy_case() -> (String, String) {
-    let e = expected("fr-en");
-    let case = e
-        .cases
-        .iter()
-        .find(|c| c.name == "greedy" && !c.batched)
-        .unwrap();
-    (e.sentences[0].clone(), case.outputs[0].text.clone())
-}
-
 fn translate(cmd: &mut Command, model: &str, input: &str) -> assert_cmd::assert::Assert {
     cmd.args([
         "translate",
@@ -78,7 +68,8 @@ fn repo_dir(home: &Path, repo: &str) -> PathBuf {
 fn download_then_translate_equals_the_local_directory_and_uses_python_s_layout() {
     let server = hub();
     let home = tempfile::tempdir().unwrap();
-    let (source, target) = greedy_case();
+    let (sources, targets) = greedy_reference();
+    let (source, target) = (sources[0].clone(), targets[0].clone());
     translate(
         &mut dragoman(home.path(), &server),
         "test-org/opus-mt-fr-en",
@@ -151,7 +142,8 @@ fn download_then_translate_equals_the_local_directory_and_uses_python_s_layout()
 fn sharded_weights_are_fetched_shard_by_shard() {
     let server = hub();
     let home = tempfile::tempdir().unwrap();
-    let (source, target) = greedy_case();
+    let (sources, targets) = greedy_reference();
+    let (source, target) = (sources[0].clone(), targets[0].clone());
     translate(
         &mut dragoman(home.path(), &server),
         "test-org/sharded",
@@ -282,7 +274,8 @@ fn an_interrupted_download_is_never_used_and_the_retry_completes() {
         "a partial snapshot was published"
     );
 
-    let (source, target) = greedy_case();
+    let (sources, targets) = greedy_reference();
+    let (source, target) = (sources[0].clone(), targets[0].clone());
     translate(
         &mut dragoman(home.path(), &server),
         "test-org/opus-mt-fr-en",
