@@ -157,7 +157,7 @@ fn translate_input(
             let lines: Vec<&str> = block.iter().map(|(t, _)| t.as_str()).collect();
             let translated = translator
                 .translate_lines(&lines)
-                .with_context(|| format!("{name}"))?;
+                .with_context(|| name.clone())?;
             for (line, (_, ending)) in translated.iter().zip(&block) {
                 out.write_all(line.as_bytes())?;
                 out.write_all(ending.as_bytes())?;

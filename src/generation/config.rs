@@ -218,7 +218,7 @@ impl GenerationSettings {
             .clone()
             .unwrap_or_default()
             .into_iter()
-            .filter(|w| !w.is_empty() && !(w.len() == 1 && eos_token_ids.contains(&w[0])))
+            .filter(|w| !(w.is_empty() || (w.len() == 1 && eos_token_ids.contains(&w[0]))))
             .collect();
         Ok(Self {
             num_beams,

@@ -71,7 +71,7 @@ impl Marian {
             ("encoder", config.encoder_attention_heads),
             ("decoder", config.decoder_attention_heads),
         ] {
-            if heads == 0 || d % heads != 0 {
+            if heads == 0 || !d.is_multiple_of(heads) {
                 return Err(Error::file(
                     dir.join("config.json"),
                     format!("d_model {d} is not divisible by {what}_attention_heads {heads}"),
