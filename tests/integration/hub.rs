@@ -322,6 +322,12 @@ fn models_list_path_and_rm() {
         .join("snapshots")
         .join(COMMIT);
     let stdout = String::from_utf8_lossy(&pulled.get_output().stdout).to_string();
+    // stderr is not a terminal here: no progress bars, no chatter.
+    assert!(
+        pulled.get_output().stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&pulled.get_output().stderr)
+    );
     assert!(stdout.contains(&snapshot.display().to_string()), "{stdout}");
 
     let list = dragoman(home.path(), &server)
