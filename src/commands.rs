@@ -215,10 +215,14 @@ pub fn models(command: &ModelsCommand, runtime: &RuntimeArgs) -> Result<()> {
             }
             let others: Vec<_> = cached
                 .iter()
-                .filter(|c| !catalog.translate.iter().any(|e| e.model == c.repo))
+                .filter(|c| c.seq2seq && !catalog.translate.iter().any(|e| e.model == c.repo))
                 .collect();
             if !others.is_empty() {
-                writeln!(out, "\nother cached models in {}:", cache_dir.display())?;
+                writeln!(
+                    out,
+                    "\nother cached seq2seq models in {}:",
+                    cache_dir.display()
+                )?;
                 for model in others {
                     let family = model.model_type.as_deref().unwrap_or("?");
                     let supported = if dragoman::models::SUPPORTED_FAMILIES.contains(&family) {

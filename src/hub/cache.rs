@@ -85,9 +85,31 @@ pub struct CachedModel {
     pub refs: Vec<(String, String)>,
     /// Bytes of its blobs on disk.
     pub size: u64,
-    /// `model_type` of its newest snapshot's config.json, when readable.
+    /// `model_type` of a snapshot's config.json, when readable.
     pub model_type: Option<String>,
+    /// Whether that config describes an encoder-decoder (seq2seq) model.
+    pub seq2seq: bool,
 }
+
+/// Encoder-decoder families, for configs that do not say `is_encoder_decoder`.
+const SEQ2SEQ_FAMILIES: &[&str] = &[
+    "marian",
+    "t5",
+    "mt5",
+    "umt5",
+    "longt5",
+    "bart",
+    "mbart",
+    "m2m_100",
+    "nllb_moe",
+    "pegasus",
+    "pegasus_x",
+    "led",
+    "fsmt",
+    "prophetnet",
+    "bigbird_pegasus",
+    "plbart",
+];
 
 /// Every model repo in the cache, sorted by name.
 pub fn scan(cache: &Path) -> Vec<CachedModel> {
@@ -104,7 +126,7 @@ pub fn scan(cache: &Path) -> Vec<CachedModel> {
         let repo = folder.replacen("--", "/", 1);
         let dir = entry.path();
         let refs = read_refs(&dir.join("refs"));
-        let model_type = refs
+        let config = refs
             .iter()
             .map(|(_, commit)| dir.join("snapshots").join(commit).join("config.json"))
             .chain(
@@ -116,14 +138,24 @@ pub fn scan(cache: &Path) -> Vec<CachedModel> {
             )
             .find_map(|config| {
                 let text = std::fs::read_to_string(config).ok()?;
-                let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-                value.get("model_type")?.as_str().map(str::to_string)
+                serde_json::from_str::<serde_json::Value>(&text).ok()
             });
+        let model_type = config
+            .as_ref()
+            .and_then(|c| c.get("model_type")?.as_str().map(str::to_string));
+        let seq2seq = config
+            .as_ref()
+            .and_then(|c| c.get("is_encoder_decoder")?.as_bool())
+            .unwrap_or(false)
+            || model_type
+                .as_deref()
+                .is_some_and(|t| SEQ2SEQ_FAMILIES.contains(&t));
         models.push(CachedModel {
             repo,
             refs,
             size: dir_size(&dir.join("blobs")),
             model_type,
+            seq2seq,
         });
     }
     models.sort_by(|a, b| a.repo.cmp(&b.repo));

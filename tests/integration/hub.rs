@@ -330,6 +330,13 @@ fn models_list_path_and_rm() {
     );
     assert!(stdout.contains(&snapshot.display().to_string()), "{stdout}");
 
+    // A failed pull of a decoder-only model leaves its config in the cache; it is not a
+    // seq2seq model, so the list leaves it out.
+    dragoman(home.path(), &server)
+        .args(["models", "pull", "test-org/llama"])
+        .assert()
+        .code(1);
+    assert!(repo_dir(home.path(), "test-org/llama").is_dir());
     let list = dragoman(home.path(), &server)
         .args(["models", "list"])
         .assert()
