@@ -303,3 +303,45 @@ fn a_byte_order_mark_is_kept_but_not_translated() {
         .success()
         .stdout(format!("\u{feff}{}\n", targets[0]));
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_success() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let (sources, _) = greedy_reference();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("dragoman"))
+        .args(["translate", "--model"])
+        .arg(fixture("fr-en"))
+        .args(["--beams", "1", "--max-new-tokens", "3"])
+        .env("HF_HUB_OFFLINE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Far more output than a pipe buffers, so writing must hit the closed pipe.
+    let input = format!("{}\n", sources[0]).repeat(20_000);
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    // Read one line, then hang up, as `| head -1` does.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(!first.is_empty());
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
