@@ -20,7 +20,7 @@ use sha2::Digest;
 use super::cache;
 use super::id::HubId;
 use crate::error::{Error, Result};
-use crate::models::SUPPORTED_FAMILIES;
+use crate::models::ModelConfig;
 
 /// Tokenizer and configuration files, fetched when the repo has them.
 const SMALL_FILES: &[&str] = &[
@@ -145,24 +145,14 @@ fn client_endpoint() -> String {
 }
 
 fn check_family(id: &HubId, config: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(config).map_err(|e| Error::file(config, e))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::file(config, format!("invalid JSON: {e}")))?;
-    let family = value
-        .get("model_type")
-        .and_then(|v| v.as_str())
-        .unwrap_or("(none)");
-    if SUPPORTED_FAMILIES.contains(&family) {
-        Ok(())
-    } else {
-        Err(Error::Model {
-            model: id.to_string(),
-            message: format!(
-                "model_type {family:?} is not supported (supported: {})",
-                SUPPORTED_FAMILIES.join(", ")
-            ),
-        })
+    let config = ModelConfig::read(config)?;
+    if config.is_supported() {
+        return Ok(());
     }
+    Err(Error::Model {
+        model: id.to_string(),
+        message: config.unsupported_message(),
+    })
 }
 
 fn shards(index: &Path) -> Result<Vec<String>> {

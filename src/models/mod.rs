@@ -96,6 +96,45 @@ impl DecoderState {
 /// The families dragoman implements, by config.json `model_type`.
 pub const SUPPORTED_FAMILIES: &[&str] = &["marian"];
 
+/// A model's `config.json`, parsed, with the family it names (`model_type`).
+pub struct ModelConfig {
+    pub path: std::path::PathBuf,
+    pub raw: serde_json::Value,
+}
+
+impl ModelConfig {
+    pub fn read(path: &std::path::Path) -> Result<Self> {
+        use crate::error::Error;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+        let raw = serde_json::from_str(&text)
+            .map_err(|e| Error::file(path, format!("invalid JSON: {e}")))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            raw,
+        })
+    }
+
+    pub fn model_type(&self) -> &str {
+        self.raw
+            .get("model_type")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+    }
+
+    pub fn is_supported(&self) -> bool {
+        SUPPORTED_FAMILIES.contains(&self.model_type())
+    }
+
+    /// The one-line complaint for a family dragoman cannot run.
+    pub fn unsupported_message(&self) -> String {
+        format!(
+            "model_type {:?} is not supported (supported: {})",
+            self.model_type(),
+            SUPPORTED_FAMILIES.join(", ")
+        )
+    }
+}
+
 /// Reads `config.json` in `dir` and loads the model family it names.
 pub fn load(
     dir: &std::path::Path,
@@ -103,26 +142,15 @@ pub fn load(
     device: &candle_core::Device,
 ) -> Result<Box<dyn Seq2Seq>> {
     use crate::error::Error;
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
-    let raw: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::file(&path, format!("invalid JSON: {e}")))?;
-    let model_type = raw
-        .get("model_type")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("");
-    match model_type {
+    let config = ModelConfig::read(&dir.join("config.json"))?;
+    match config.model_type() {
         "marian" => {
-            let config: marian::MarianConfig = serde_json::from_value(raw)
-                .map_err(|e| Error::file(&path, format!("not a valid Marian config: {e}")))?;
-            Ok(Box::new(marian::Marian::load(&config, dir, dtype, device)?))
+            let marian: marian::MarianConfig =
+                serde_json::from_value(config.raw.clone()).map_err(|e| {
+                    Error::file(&config.path, format!("not a valid Marian config: {e}"))
+                })?;
+            Ok(Box::new(marian::Marian::load(&marian, dir, dtype, device)?))
         }
-        other => Err(Error::file(
-            &path,
-            format!(
-                "model_type {other:?} is not supported (supported: {})",
-                SUPPORTED_FAMILIES.join(", ")
-            ),
-        )),
+        _ => Err(Error::file(&config.path, config.unsupported_message())),
     }
 }
