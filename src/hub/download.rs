@@ -39,6 +39,9 @@ const SMALL_FILES: &[&str] = &[
     "merges.txt",
 ];
 
+const NO_TOKENIZER: &str =
+    "the repo lacks a tokenizer dragoman can read (tokenizer.json, spiece.model or source.spm + vocab.json)";
+
 /// Weight layouts in order of preference, as transformers prefers them.
 const WEIGHTS: &[&str] = &[
     "model.safetensors",
@@ -106,6 +109,15 @@ pub fn fetch(cache_dir: &Path, id: &HubId, show_progress: bool) -> Result<PathBu
     {
         download(name)?;
     }
+    // Checked before the large files too, from the repo listing.
+    let has_tokenizer =
+        has("tokenizer.json") || has("spiece.model") || (has("source.spm") && has("vocab.json"));
+    if !has_tokenizer {
+        return Err(Error::Model {
+            model: id.to_string(),
+            message: NO_TOKENIZER.into(),
+        });
+    }
     let weights = WEIGHTS
         .iter()
         .find(|w| has(w))
@@ -128,7 +140,7 @@ pub fn fetch(cache_dir: &Path, id: &HubId, show_progress: bool) -> Result<PathBu
     if !cache::is_complete(&snapshot) {
         return Err(Error::Model {
             model: id.to_string(),
-            message: "the repo lacks a tokenizer dragoman can read (tokenizer.json, spiece.model or source.spm + vocab.json)".into(),
+            message: "the downloaded files do not form a complete model (config, weights, tokenizer); run the command again".into(),
         });
     }
     if !super::id::is_commit_hash(&id.revision) {
