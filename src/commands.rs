@@ -255,16 +255,7 @@ pub fn models(command: &ModelsCommand, runtime: &RuntimeArgs) -> Result<()> {
             }
         }
         ModelsCommand::Path { id } => {
-            let parsed = hub::HubId::parse(id)?;
-            let snapshot = cache::cached_snapshot(&cache_dir, &parsed).ok_or_else(|| {
-                dragoman::Error::Model {
-                    model: parsed.to_string(),
-                    message: format!(
-                        "not in the cache at {}; run `dragoman models pull {parsed}`",
-                        cache_dir.display()
-                    ),
-                }
-            })?;
+            let snapshot = hub::cached(id)?;
             writeln!(out, "{}", snapshot.display())?;
         }
     }

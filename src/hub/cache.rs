@@ -72,9 +72,12 @@ pub fn is_complete(dir: &Path) -> bool {
         || has("pytorch_model.bin")
         || shards_present("model.safetensors.index.json")
         || shards_present("pytorch_model.bin.index.json");
-    let tokenizer =
-        has("tokenizer.json") || has("spiece.model") || (has("source.spm") && has("vocab.json"));
-    has("config.json") && weights && tokenizer
+    has("config.json") && weights && has_tokenizer_files(has)
+}
+
+/// Whether a repo's files (`has` answers for a name) include a tokenizer dragoman reads.
+pub fn has_tokenizer_files(has: impl Fn(&str) -> bool) -> bool {
+    has("tokenizer.json") || has("spiece.model") || (has("source.spm") && has("vocab.json"))
 }
 
 /// A model found in the cache.

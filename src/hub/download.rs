@@ -110,9 +110,7 @@ pub fn fetch(cache_dir: &Path, id: &HubId, show_progress: bool) -> Result<PathBu
         download(name)?;
     }
     // Checked before the large files too, from the repo listing.
-    let has_tokenizer =
-        has("tokenizer.json") || has("spiece.model") || (has("source.spm") && has("vocab.json"));
-    if !has_tokenizer {
+    if !cache::has_tokenizer_files(has) {
         return Err(Error::Model {
             model: id.to_string(),
             message: NO_TOKENIZER.into(),

@@ -52,6 +52,13 @@ pub fn resolve(spec: &str, options: HubOptions) -> Result<PathBuf> {
     download::fetch(&cache, &id, options.progress)
 }
 
+/// The cached snapshot of a hub model, never touching the network.
+pub fn cached(spec: &str) -> Result<PathBuf> {
+    let id = HubId::parse(spec)?;
+    let cache = cache::cache_dir()?;
+    cache::cached_snapshot(&cache, &id).ok_or_else(|| not_cached(&id, &cache))
+}
+
 /// Downloads (or refreshes) a hub model into the cache and returns its snapshot.
 pub fn pull(spec: &str, options: HubOptions) -> Result<PathBuf> {
     let id = HubId::parse(spec)?;
@@ -60,6 +67,16 @@ pub fn pull(spec: &str, options: HubOptions) -> Result<PathBuf> {
         return cache::cached_snapshot(&cache, &id).ok_or_else(|| not_cached_offline(&id, &cache));
     }
     download::fetch(&cache, &id, options.progress)
+}
+
+fn not_cached(id: &HubId, cache: &Path) -> Error {
+    Error::Model {
+        model: id.to_string(),
+        message: format!(
+            "not in the cache at {}; run `dragoman models pull {id}`",
+            cache.display()
+        ),
+    }
 }
 
 fn not_cached_offline(id: &HubId, cache: &Path) -> Error {

@@ -66,10 +66,8 @@ pub(crate) struct LayerCache {
 impl DecoderState {
     /// Keeps the rows `rows` [N'] (a beam reordering, or dropping finished sentences).
     pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
+        self.reorder_beams(rows)?;
         for layer in &mut self.layers {
-            if let Some((k, v)) = &layer.self_kv {
-                layer.self_kv = Some((k.index_select(rows, 0)?, v.index_select(rows, 0)?));
-            }
             let (k, v) = &layer.cross_kv;
             layer.cross_kv = (k.index_select(rows, 0)?, v.index_select(rows, 0)?);
         }

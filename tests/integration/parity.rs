@@ -10,19 +10,23 @@ use dragoman::Translator;
 use crate::common::{expected, fixture, overrides, strip_padding};
 
 fn check_tokenizer(name: &str) {
-    let expected = expected(name);
     let tokenizer = Tokenizer::load(&fixture(name)).unwrap();
-    for case in &expected.tokenizer_cases {
+    assert_tokenizer_cases(&tokenizer, name, name);
+}
+
+/// `tokenizer` gives the ids and strings transformers gave for fixture `reference`'s cases.
+fn assert_tokenizer_cases(tokenizer: &Tokenizer, reference: &str, label: &str) {
+    for case in &expected(reference).tokenizer_cases {
         assert_eq!(
             tokenizer.encode(&case.text).unwrap(),
             case.ids,
-            "{name}: encode {:?}",
+            "{label}: encode {:?}",
             case.text
         );
         assert_eq!(
             tokenizer.decode(&case.ids).unwrap(),
             case.decoded,
-            "{name}: decode {:?}",
+            "{label}: decode {:?}",
             case.ids
         );
     }
@@ -177,20 +181,6 @@ fn marian_class_prefers_spm_files_over_tokenizer_json() {
         dir.path().join("tokenizer.json"),
     )
     .unwrap();
-    let expected = expected("fr-en");
     let tokenizer = Tokenizer::load(dir.path()).unwrap();
-    for case in &expected.tokenizer_cases {
-        assert_eq!(
-            tokenizer.encode(&case.text).unwrap(),
-            case.ids,
-            "encode {:?}",
-            case.text
-        );
-        assert_eq!(
-            tokenizer.decode(&case.ids).unwrap(),
-            case.decoded,
-            "decode {:?}",
-            case.ids
-        );
-    }
+    assert_tokenizer_cases(&tokenizer, "fr-en", "fr-en files + tokenizer.json");
 }
