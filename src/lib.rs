@@ -1,4 +1,4 @@
-//! dragoman: French → English/Russian translation (and later summaries) with open seq2seq
+//! dragoman: French → English/Russian translation and summaries with open seq2seq
 //! models, token-exact with transformers' `generate()`.
 //!
 //! The pipeline, in module order: [`hub`] finds the model files, [`models`] loads the
@@ -16,4 +16,6 @@ pub mod text;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
+pub use tasks::engine::Engine;
+pub use tasks::summarize::Summarizer;
 pub use tasks::translate::Translator;

@@ -75,6 +75,26 @@ pub struct Attention {
 }
 
 impl Attention {
+    /// Projections `[inner, dim]` (q, k, v) and `[dim, inner]` (out) with `inner = heads * head_dim`;
+    /// scores are multiplied by `scaling` before the mask or bias is added.
+    pub fn new(
+        [q, k, v, out]: [Linear; 4],
+        heads: usize,
+        head_dim: usize,
+        scaling: f64,
+    ) -> Self {
+        Self {
+            q,
+            k,
+            v,
+            out,
+            heads,
+            head_dim,
+            scaling,
+        }
+    }
+
+    /// BART/Marian names (`q_proj` … `out_proj`), scaled by `head_dim**-0.5`.
     pub fn load(w: &Weights, prefix: &str, dim: usize, heads: usize, bias: bool) -> Result<Self> {
         let head_dim = dim / heads;
         Ok(Self {
@@ -115,7 +135,10 @@ impl Attention {
     ) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let q = self.split_heads(&self.q.forward(x)?)?;
-        let mut scores = (q.matmul(&keys.t()?)? * self.scaling)?;
+        let mut scores = q.matmul(&keys.t()?)?;
+        if self.scaling != 1.0 {
+            scores = (scores * self.scaling)?;
+        }
         if let Some(mask) = mask {
             scores = scores.broadcast_add(mask)?;
         }
@@ -133,11 +156,13 @@ impl Attention {
         self.attend(x, &k, &v, mask)
     }
 
-    /// Decoder self-attention for new positions `x` [N, 1, D], appending to `cache`.
+    /// Decoder self-attention for new positions `x` [N, 1, D], appending to `cache`; `bias`
+    /// (T5's relative positions) is added to the scores.
     pub fn self_attend_cached(
         &self,
         x: &Tensor,
         cache: &mut Option<(Tensor, Tensor)>,
+        bias: Option<&Tensor>,
     ) -> candle_core::Result<Tensor> {
         let (k_new, v_new) = self.key_values(x)?;
         let (k, v) = match cache.take() {
@@ -147,7 +172,7 @@ impl Attention {
             ),
             None => (k_new, v_new),
         };
-        let out = self.attend(x, &k, &v, None)?;
+        let out = self.attend(x, &k, &v, bias)?;
         *cache = Some((k, v));
         Ok(out)
     }
@@ -160,4 +185,119 @@ pub fn additive_mask(mask: &Tensor) -> candle_core::Result<Tensor> {
     let neg = (mask.ones_like()? * f64::NEG_INFINITY)?;
     let is_token = mask.gt(0.0)?;
     is_token.where_cond(&zeros, &neg)?.reshape((b, 1, 1, s))
+}
+
+/// A BART-style encoder layer (Marian, BART, mBART): self-attention and a feed-forward block,
+/// each with a residual connection and a LayerNorm, after it (post-norm) or before it (pre-norm).
+pub struct EncoderLayer {
+    self_attn: Attention,
+    self_attn_norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    final_norm: LayerNorm,
+}
+
+/// A BART-style decoder layer: self-attention, cross-attention, feed-forward.
+pub struct DecoderLayer {
+    self_attn: Attention,
+    self_attn_norm: LayerNorm,
+    cross_attn: Attention,
+    cross_attn_norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    final_norm: LayerNorm,
+}
+
+/// The sizes of a BART-style stack, from its config.
+#[derive(Debug, Clone, Copy)]
+pub struct StackShape {
+    pub dim: usize,
+    pub heads: usize,
+    pub ffn: usize,
+    pub layer_norm_eps: f64,
+    pub activation: Activation,
+    pub pre_norm: bool,
+}
+
+impl StackShape {
+    /// `x + f(norm(x))` (pre-norm) or `norm(x + f(x))` (post-norm).
+    fn residual(
+        &self,
+        x: &Tensor,
+        norm: &LayerNorm,
+        f: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        if self.pre_norm {
+            x + f(&norm.forward(x)?)?
+        } else {
+            norm.forward(&(x + f(x)?)?)
+        }
+    }
+
+    fn feed_forward(&self, x: &Tensor, fc1: &Linear, fc2: &Linear) -> candle_core::Result<Tensor> {
+        fc2.forward(&self.activation.apply(&fc1.forward(x)?)?)
+    }
+}
+
+impl EncoderLayer {
+    pub fn load(w: &Weights, prefix: &str, s: &StackShape) -> Result<Self> {
+        let (d, eps) = (s.dim, s.layer_norm_eps);
+        Ok(Self {
+            self_attn: Attention::load(w, &format!("{prefix}.self_attn"), d, s.heads, true)?,
+            self_attn_norm: layer_norm(w, &format!("{prefix}.self_attn_layer_norm"), d, eps)?,
+            fc1: linear(w, &format!("{prefix}.fc1"), d, s.ffn, true)?,
+            fc2: linear(w, &format!("{prefix}.fc2"), s.ffn, d, true)?,
+            final_norm: layer_norm(w, &format!("{prefix}.final_layer_norm"), d, eps)?,
+        })
+    }
+
+    /// `mask`: additive [B, 1, 1, S].
+    pub fn forward(&self, h: &Tensor, mask: &Tensor, s: &StackShape) -> candle_core::Result<Tensor> {
+        let h = s.residual(h, &self.self_attn_norm, |x| {
+            self.self_attn.self_attend(x, Some(mask))
+        })?;
+        s.residual(&h, &self.final_norm, |x| {
+            s.feed_forward(x, &self.fc1, &self.fc2)
+        })
+    }
+}
+
+impl DecoderLayer {
+    pub fn load(w: &Weights, prefix: &str, s: &StackShape) -> Result<Self> {
+        let (d, eps) = (s.dim, s.layer_norm_eps);
+        Ok(Self {
+            self_attn: Attention::load(w, &format!("{prefix}.self_attn"), d, s.heads, true)?,
+            self_attn_norm: layer_norm(w, &format!("{prefix}.self_attn_layer_norm"), d, eps)?,
+            cross_attn: Attention::load(w, &format!("{prefix}.encoder_attn"), d, s.heads, true)?,
+            cross_attn_norm: layer_norm(w, &format!("{prefix}.encoder_attn_layer_norm"), d, eps)?,
+            fc1: linear(w, &format!("{prefix}.fc1"), d, s.ffn, true)?,
+            fc2: linear(w, &format!("{prefix}.fc2"), s.ffn, d, true)?,
+            final_norm: layer_norm(w, &format!("{prefix}.final_layer_norm"), d, eps)?,
+        })
+    }
+
+    /// Keys and values of the encoder output for this layer's cross-attention.
+    pub fn cross_key_values(&self, encoded: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        self.cross_attn.key_values(encoded)
+    }
+
+    /// One decoding step for `h` [N, 1, D].
+    pub(crate) fn forward(
+        &self,
+        h: &Tensor,
+        cache: &mut super::LayerCache,
+        cross_mask: &Tensor,
+        s: &StackShape,
+    ) -> candle_core::Result<Tensor> {
+        let h = s.residual(h, &self.self_attn_norm, |x| {
+            self.self_attn.self_attend_cached(x, &mut cache.self_kv, None)
+        })?;
+        let (k, v) = &cache.cross_kv;
+        let h = s.residual(&h, &self.cross_attn_norm, |x| {
+            self.cross_attn.attend(x, k, v, Some(cross_mask))
+        })?;
+        s.residual(&h, &self.final_norm, |x| {
+            s.feed_forward(x, &self.fc1, &self.fc2)
+        })
+    }
 }

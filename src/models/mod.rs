@@ -3,8 +3,10 @@
 //! The generation code only sees this trait: encode a padded batch once, then run the decoder
 //! one token at a time over rows that may be beams of the same sentence.
 
+pub mod bart;
 pub mod layers;
 pub mod marian;
+pub mod t5;
 pub mod weights;
 
 use candle_core::Tensor;
@@ -64,6 +66,36 @@ pub(crate) struct LayerCache {
 }
 
 impl DecoderState {
+    /// The state before the first step: `cross_key_values(layer, encoder output)` of every
+    /// decoder layer, computed once and repeated for the `rows_per_input` rows of each input.
+    pub(crate) fn start<L>(
+        encoded: &Encoded,
+        rows_per_input: usize,
+        layers: impl Iterator<Item = L>,
+        cross_key_values: impl Fn(L, &Tensor) -> candle_core::Result<(Tensor, Tensor)>,
+    ) -> Result<Self> {
+        let b = encoded.hidden.dim(0)?;
+        let rows: Vec<u32> = (0..b as u32)
+            .flat_map(|i| std::iter::repeat_n(i, rows_per_input))
+            .collect();
+        let rows = Tensor::new(rows, encoded.hidden.device())?;
+        let layers = layers
+            .map(|layer| {
+                let (k, v) = cross_key_values(layer, &encoded.hidden)?;
+                Ok(LayerCache {
+                    self_kv: None,
+                    cross_kv: (k.index_select(&rows, 0)?, v.index_select(&rows, 0)?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let cross_mask = layers::additive_mask(&encoded.mask)?.index_select(&rows, 0)?;
+        Ok(DecoderState {
+            layers,
+            cross_mask,
+            position: 0,
+        })
+    }
+
     /// Keeps the rows `rows` [N'] (a beam reordering, or dropping finished sentences).
     pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
         self.reorder_beams(rows)?;
@@ -92,7 +124,7 @@ impl DecoderState {
 }
 
 /// The families dragoman implements, by config.json `model_type`.
-pub const SUPPORTED_FAMILIES: &[&str] = &["marian"];
+pub const SUPPORTED_FAMILIES: &[&str] = &["marian", "bart", "mbart", "t5", "mt5"];
 
 /// A model's `config.json`, parsed, with the family it names (`model_type`).
 pub struct ModelConfig {
@@ -141,14 +173,31 @@ pub fn load(
 ) -> Result<Box<dyn Seq2Seq>> {
     use crate::error::Error;
     let config = ModelConfig::read(&dir.join("config.json"))?;
-    match config.model_type() {
-        "marian" => {
-            let marian: marian::MarianConfig =
-                serde_json::from_value(config.raw.clone()).map_err(|e| {
-                    Error::file(&config.path, format!("not a valid Marian config: {e}"))
-                })?;
-            Ok(Box::new(marian::Marian::load(&marian, dir, dtype, device)?))
-        }
-        _ => Err(Error::file(&config.path, config.unsupported_message())),
+    fn parse<T: serde::de::DeserializeOwned>(config: &ModelConfig) -> Result<T> {
+        serde_json::from_value(config.raw.clone()).map_err(|e| {
+            Error::file(
+                &config.path,
+                format!("not a valid {} config: {e}", config.model_type()),
+            )
+        })
     }
+    Ok(match config.model_type() {
+        "marian" => Box::new(marian::Marian::load(&parse(&config)?, dir, dtype, device)?),
+        "bart" => Box::new(bart::Bart::load(
+            &parse(&config)?,
+            bart::Variant::Bart,
+            dir,
+            dtype,
+            device,
+        )?),
+        "mbart" => Box::new(bart::Bart::load(
+            &parse(&config)?,
+            bart::Variant::MBart,
+            dir,
+            dtype,
+            device,
+        )?),
+        kind @ ("t5" | "mt5") => Box::new(t5::T5::load(&parse(&config)?, kind, dir, dtype, device)?),
+        _ => return Err(Error::file(&config.path, config.unsupported_message())),
+    })
 }

@@ -3,6 +3,7 @@
 
 mod marian;
 pub mod sentencepiece;
+mod t5;
 
 use std::path::Path;
 
@@ -42,13 +43,21 @@ impl Tokenizer {
             .and_then(Value::as_bool)
             .unwrap_or(false);
         let json = dir.join("tokenizer.json");
-        // transformers' AutoTokenizer reads tokenizer.json only when the config names a
-        // fast/generic class; a Marian repo (class MarianTokenizer, or none) with its
+        // transformers' AutoTokenizer picks the class from tokenizer_config.json, else from
+        // the model_type; a Marian repo (class MarianTokenizer, or none) with its
         // SentencePiece files uses them and ignores tokenizer.json.
         let class = config
             .get("tokenizer_class")
             .and_then(Value::as_str)
-            .unwrap_or("");
+            .map(str::to_string)
+            .unwrap_or_else(|| default_class(dir).to_string());
+        let class = class.as_str();
+        if class.starts_with("T5Tokenizer") {
+            return Ok(Tokenizer::Json(JsonTokenizer {
+                inner: t5::load(dir, &config)?,
+                clean_up_spaces,
+            }));
+        }
         let prefers_spm =
             dir.join("source.spm").is_file() && (class.is_empty() || class.starts_with("Marian"));
         if json.is_file() && !prefers_spm {
@@ -80,7 +89,7 @@ impl Tokenizer {
         }
         Err(Error::file(
             dir,
-            "no tokenizer found (expected tokenizer.json, or source.spm + target.spm + vocab.json)",
+            "no tokenizer found (expected tokenizer.json, spiece.model, or source.spm + target.spm + vocab.json)",
         ))
     }
 
@@ -113,6 +122,19 @@ impl Tokenizer {
             }
             Tokenizer::Marian(t) => Ok(t.decode(ids)),
         }
+    }
+}
+
+/// AutoTokenizer's class for a repo whose tokenizer_config.json names none, by model_type
+/// (only the families whose tokenizer dragoman rebuilds itself need one).
+fn default_class(dir: &Path) -> &'static str {
+    let model_type = std::fs::read_to_string(dir.join("config.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .and_then(|config| config.get("model_type")?.as_str().map(str::to_string));
+    match model_type.as_deref() {
+        Some("t5" | "mt5") => "T5Tokenizer",
+        _ => "",
     }
 }
 

@@ -1,13 +1,12 @@
 use std::path::Path;
 
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{LayerNorm, Linear};
+use candle_core::{DType, Device, Tensor};
 
 use super::config::MarianConfig;
 use crate::error::{Error, Result};
-use crate::models::layers::{additive_mask, layer_norm, linear, Activation, Attention};
+use crate::models::layers::{additive_mask, Activation, DecoderLayer, EncoderLayer, StackShape};
 use crate::models::weights::Weights;
-use crate::models::{DecoderState, Encoded, LayerCache, Seq2Seq, SpecialTokens};
+use crate::models::{DecoderState, Encoded, Seq2Seq, SpecialTokens};
 
 /// transformers' LayerNorm epsilon for Marian (not configurable there either).
 const LAYER_NORM_EPS: f64 = 1e-5;
@@ -19,30 +18,13 @@ pub struct Marian {
     embed_scale: f64,
     encoder: Vec<EncoderLayer>,
     decoder: Vec<DecoderLayer>,
+    encoder_shape: StackShape,
+    decoder_shape: StackShape,
     lm_head: Tensor,
     final_logits_bias: Tensor,
-    activation: Activation,
     special: SpecialTokens,
     max_positions: usize,
     target_vocab: usize,
-}
-
-struct EncoderLayer {
-    self_attn: Attention,
-    self_attn_norm: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
-    final_norm: LayerNorm,
-}
-
-struct DecoderLayer {
-    self_attn: Attention,
-    self_attn_norm: LayerNorm,
-    cross_attn: Attention,
-    cross_attn_norm: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
-    final_norm: LayerNorm,
 }
 
 impl Marian {
@@ -101,64 +83,21 @@ impl Marian {
             Tensor::zeros((1, target_vocab), lm_head.dtype(), lm_head.device())?
         };
 
+        let shape = |heads, ffn| StackShape {
+            dim: d,
+            heads,
+            ffn,
+            layer_norm_eps: LAYER_NORM_EPS,
+            activation,
+            pre_norm: false,
+        };
+        let encoder_shape = shape(config.encoder_attention_heads, config.encoder_ffn_dim);
+        let decoder_shape = shape(config.decoder_attention_heads, config.decoder_ffn_dim);
         let encoder = (0..config.encoder_layers)
-            .map(|i| {
-                let p = format!("model.encoder.layers.{i}");
-                Ok(EncoderLayer {
-                    self_attn: Attention::load(
-                        w,
-                        &format!("{p}.self_attn"),
-                        d,
-                        config.encoder_attention_heads,
-                        true,
-                    )?,
-                    self_attn_norm: layer_norm(
-                        w,
-                        &format!("{p}.self_attn_layer_norm"),
-                        d,
-                        LAYER_NORM_EPS,
-                    )?,
-                    fc1: linear(w, &format!("{p}.fc1"), d, config.encoder_ffn_dim, true)?,
-                    fc2: linear(w, &format!("{p}.fc2"), config.encoder_ffn_dim, d, true)?,
-                    final_norm: layer_norm(w, &format!("{p}.final_layer_norm"), d, LAYER_NORM_EPS)?,
-                })
-            })
+            .map(|i| EncoderLayer::load(w, &format!("model.encoder.layers.{i}"), &encoder_shape))
             .collect::<Result<Vec<_>>>()?;
         let decoder = (0..config.decoder_layers)
-            .map(|i| {
-                let p = format!("model.decoder.layers.{i}");
-                Ok(DecoderLayer {
-                    self_attn: Attention::load(
-                        w,
-                        &format!("{p}.self_attn"),
-                        d,
-                        config.decoder_attention_heads,
-                        true,
-                    )?,
-                    self_attn_norm: layer_norm(
-                        w,
-                        &format!("{p}.self_attn_layer_norm"),
-                        d,
-                        LAYER_NORM_EPS,
-                    )?,
-                    cross_attn: Attention::load(
-                        w,
-                        &format!("{p}.encoder_attn"),
-                        d,
-                        config.decoder_attention_heads,
-                        true,
-                    )?,
-                    cross_attn_norm: layer_norm(
-                        w,
-                        &format!("{p}.encoder_attn_layer_norm"),
-                        d,
-                        LAYER_NORM_EPS,
-                    )?,
-                    fc1: linear(w, &format!("{p}.fc1"), d, config.decoder_ffn_dim, true)?,
-                    fc2: linear(w, &format!("{p}.fc2"), config.decoder_ffn_dim, d, true)?,
-                    final_norm: layer_norm(w, &format!("{p}.final_layer_norm"), d, LAYER_NORM_EPS)?,
-                })
-            })
+            .map(|i| DecoderLayer::load(w, &format!("model.decoder.layers.{i}"), &decoder_shape))
             .collect::<Result<Vec<_>>>()?;
 
         let positions = sinusoidal_positions(config.max_position_embeddings, d, lm_head.device())?
@@ -174,9 +113,10 @@ impl Marian {
             },
             encoder,
             decoder,
+            encoder_shape,
+            decoder_shape,
             lm_head,
             final_logits_bias,
-            activation,
             special: SpecialTokens {
                 pad: config.pad_token_id,
                 eos: config.eos_token_id,
@@ -201,10 +141,6 @@ impl Marian {
         let positions = self.positions.narrow(0, first_position, t)?;
         tokens.broadcast_add(&positions)
     }
-
-    fn feed_forward(&self, x: &Tensor, fc1: &Linear, fc2: &Linear) -> candle_core::Result<Tensor> {
-        fc2.forward(&self.activation.apply(&fc1.forward(x)?)?)
-    }
 }
 
 impl Seq2Seq for Marian {
@@ -220,36 +156,14 @@ impl Seq2Seq for Marian {
         let additive = additive_mask(&mask)?;
         let mut h = self.embed(&self.encoder_embed, input_ids, 0)?;
         for layer in &self.encoder {
-            let attended = layer.self_attn.self_attend(&h, Some(&additive))?;
-            h = layer.self_attn_norm.forward(&(h + attended)?)?;
-            let ff = self.feed_forward(&h, &layer.fc1, &layer.fc2)?;
-            h = layer.final_norm.forward(&(h + ff)?)?;
+            h = layer.forward(&h, &additive, &self.encoder_shape)?;
         }
         Ok(Encoded { hidden: h, mask })
     }
 
     fn start_decoding(&self, encoded: &Encoded, rows_per_input: usize) -> Result<DecoderState> {
-        let b = encoded.hidden.dim(0)?;
-        let rows: Vec<u32> = (0..b as u32)
-            .flat_map(|i| std::iter::repeat_n(i, rows_per_input))
-            .collect();
-        let rows = Tensor::new(rows, encoded.hidden.device())?;
-        let layers = self
-            .decoder
-            .iter()
-            .map(|layer| {
-                let (k, v) = layer.cross_attn.key_values(&encoded.hidden)?;
-                Ok(LayerCache {
-                    self_kv: None,
-                    cross_kv: (k.index_select(&rows, 0)?, v.index_select(&rows, 0)?),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let cross_mask = additive_mask(&encoded.mask)?.index_select(&rows, 0)?;
-        Ok(DecoderState {
-            layers,
-            cross_mask,
-            position: 0,
+        DecoderState::start(encoded, rows_per_input, self.decoder.iter(), |layer, hidden| {
+            layer.cross_key_values(hidden)
         })
     }
 
@@ -267,13 +181,7 @@ impl Seq2Seq for Marian {
             state.position,
         )?;
         for (layer, cache) in self.decoder.iter().zip(state.layers.iter_mut()) {
-            let attended = layer.self_attn.self_attend_cached(&h, &mut cache.self_kv)?;
-            h = layer.self_attn_norm.forward(&(h + attended)?)?;
-            let (k, v) = &cache.cross_kv;
-            let crossed = layer.cross_attn.attend(&h, k, v, Some(&state.cross_mask))?;
-            h = layer.cross_attn_norm.forward(&(h + crossed)?)?;
-            let ff = self.feed_forward(&h, &layer.fc1, &layer.fc2)?;
-            h = layer.final_norm.forward(&(h + ff)?)?;
+            h = layer.forward(&h, cache, &state.cross_mask, &self.decoder_shape)?;
         }
         state.position += 1;
         let h = h.reshape((n, ()))?;
