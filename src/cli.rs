@@ -11,7 +11,7 @@ use dragoman::generation::GenerationOverrides;
 #[command(
     name = "dragoman",
     version,
-    about = "Translate French text with open seq2seq models, exactly as transformers would"
+    about = "Translate and summarize French text with open seq2seq models, exactly as transformers would"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Translate text line by line (stdin → stdout, or FILEs → stdout / -o FILE)
     Translate(TranslateArgs),
+    /// Summarize each input (stdin, or each FILE) as one document: one summary line each
+    Summarize(SummarizeArgs),
     /// List, download, remove or locate models in the Hugging Face cache
     Models {
         #[command(subcommand)]
@@ -67,6 +69,34 @@ pub struct TranslateArgs {
     pub output: Option<PathBuf>,
 
     /// Replace invalid UTF-8 in the input with U+FFFD instead of stopping with an error
+    #[arg(long)]
+    pub lossy: bool,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    #[command(flatten)]
+    pub generation: GenerationArgs,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SummarizeArgs {
+    /// Documents to summarize, each on its own; none or `-` reads stdin.
+    pub files: Vec<PathBuf>,
+
+    /// Language of the summary (fr, en, ru). Default: the document's language (French);
+    /// en/ru summarize in French, then translate the summary.
+    #[arg(long)]
+    pub lang: Option<String>,
+
+    /// Write the summaries to FILE (atomically) instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Replace invalid UTF-8 with U+FFFD instead of stopping.
     #[arg(long)]
     pub lossy: bool,
 

@@ -6,27 +6,52 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use dragoman::catalog::Catalog;
-use dragoman::{device, hub, Translator};
+use dragoman::generation::GenerationOverrides;
+use dragoman::{device, hub, Summarizer, Translator};
 
-use crate::cli::{ModelsCommand, RuntimeArgs, TranslateArgs};
+use crate::cli::{ModelsCommand, RuntimeArgs, SummarizeArgs, TranslateArgs};
 
 /// Lines translated together: enough sentences to fill batches, few enough to stream.
 const LINES_PER_BLOCK: usize = 64;
 
 pub fn translate(args: &TranslateArgs) -> Result<()> {
-    let translator = load_translator(args)?;
-    let inputs: Vec<PathBuf> = if args.files.is_empty() {
-        vec![PathBuf::from("-")]
-    } else {
-        args.files.clone()
-    };
-    // Check every input exists before translating anything.
-    for input in inputs.iter().filter(|p| p.as_os_str() != "-") {
+    let translator = load_translator(
+        args.model.model.as_deref(),
+        &args.from,
+        &args.to,
+        &args.runtime,
+        &args.generation.overrides(),
+    )?;
+    let inputs = inputs(&args.files)?;
+    write_output(args.output.as_deref(), |out| {
+        for input in &inputs {
+            translate_input(&translator, input, args.lossy, out)?;
+        }
+        Ok(())
+    })
+}
+
+/// The inputs named on the command line (stdin for none), each checked to exist before any
+/// work starts.
+fn inputs(files: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if files.is_empty() {
+        return Ok(vec![PathBuf::from("-")]);
+    }
+    for input in files.iter().filter(|p| p.as_os_str() != "-") {
         if !input.is_file() {
             anyhow::bail!("{}: no such file", input.display());
         }
     }
-    match &args.output {
+    Ok(files.to_vec())
+}
+
+/// Runs `write` on stdout, or on a temporary file beside `output` renamed over it at the
+/// end: an interrupted or failed run leaves no half-written file.
+fn write_output(
+    output: Option<&Path>,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    match output {
         Some(path) => {
             let dir = path
                 .parent()
@@ -36,9 +61,7 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
                 .with_context(|| format!("{}: cannot create the output file", path.display()))?;
             {
                 let mut out = std::io::BufWriter::new(temp.as_file_mut());
-                for input in &inputs {
-                    translate_input(&translator, input, args.lossy, &mut out)?;
-                }
+                write(&mut out)?;
                 out.flush()
                     .with_context(|| format!("{}: cannot write", path.display()))?;
             }
@@ -48,43 +71,144 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
         None => {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
-            for input in &inputs {
-                translate_input(&translator, input, args.lossy, &mut out)?;
-            }
+            write(&mut out)?;
             out.flush()?;
         }
     }
     Ok(())
 }
 
-fn load_translator(args: &TranslateArgs) -> Result<Translator> {
+/// `dragoman summarize`: one summary line per document.
+pub fn summarize(args: &SummarizeArgs) -> Result<()> {
     apply_runtime(&args.runtime);
+    let lang = args.lang.as_deref().unwrap_or("fr");
+    let catalog = Catalog::builtin();
+    // Without --model, the French summarizer; any other language is a translation of its
+    // summary (see models/catalog.toml for why).
     let (spec, name) = match &args.model.model {
         Some(spec) => (spec.clone(), spec.clone()),
         None => {
-            let entry = Catalog::builtin()
-                .translation(&args.from, &args.to)?
-                .clone();
-            (format!("{}@{}", entry.model, entry.revision), entry.model)
+            let entry = catalog.summarizer("fr")?;
+            (format!("{}@{}", entry.model, entry.revision), entry.model.clone())
         }
     };
     let dir = hub::resolve(&spec, hub_options(&args.runtime))?;
     let device = device::select(&args.runtime.device)?;
     let dtype = device::dtype(&args.runtime.dtype, &device)?;
+    let mut summarizer =
+        Summarizer::load(&dir, dtype, &device).with_context(|| format!("model {name}"))?;
+    summarizer.set_name(name.clone());
+    summarizer.set_overrides(&args.generation.overrides())?;
+    if !args.runtime.quiet {
+        if !summarizer.has_task_parameters() && !catalog.lists(&name) {
+            eprintln!(
+                "dragoman: note: model {name} has no summarization parameters (task_specific_params); it runs with its generation_config defaults"
+            );
+        }
+        note_unsupported(&name, summarizer.unsupported_settings());
+    } else {
+        summarizer.set_notes(Box::new(|_| {}));
+    }
+    if args.runtime.verbose {
+        eprintln!("dragoman: model {name} from {}", dir.display());
+        eprintln!("dragoman: generation settings {:?}", summarizer.settings());
+    }
+    let translator = match lang {
+        "fr" => None,
+        to => Some(load_translator(
+            None,
+            "fr",
+            to,
+            &args.runtime,
+            &GenerationOverrides::default(),
+        )?),
+    };
+    let inputs = inputs(&args.files)?;
+    write_output(args.output.as_deref(), |out| {
+        for input in &inputs {
+            let (label, document) = read_document(input, args.lossy)?;
+            let mut summary = summarizer
+                .summarize(&document)
+                .with_context(|| label.clone())?;
+            if let Some(translator) = &translator {
+                let lines: Vec<&str> = summary.lines().collect();
+                summary = translator
+                    .translate_lines(&lines)
+                    .with_context(|| label.clone())?
+                    .join("\n");
+            }
+            out.write_all(summary.as_bytes())?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+        }
+        Ok(())
+    })
+}
+
+/// A whole input as text, with the name errors should give it.
+fn read_document(input: &Path, lossy: bool) -> Result<(String, String)> {
+    let (label, bytes) = if input.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .context("<stdin>: cannot read")?;
+        ("<stdin>".to_string(), bytes)
+    } else {
+        let label = input.display().to_string();
+        let bytes = std::fs::read(input).with_context(|| format!("{label}: cannot read"))?;
+        (label, bytes)
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) if lossy => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        Err(e) => anyhow::bail!(
+            "{label}: invalid UTF-8 at byte {}; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8) or pass --lossy",
+            e.utf8_error().valid_up_to()
+        ),
+    };
+    let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
+    Ok((label, text))
+}
+
+fn note_unsupported(name: &str, unsupported: &[String]) {
+    if !unsupported.is_empty() {
+        eprintln!(
+            "dragoman: note: model {name} sets {}, which dragoman does not implement; output may differ from transformers'",
+            unsupported.join(", ")
+        );
+    }
+}
+
+/// The model `--model` names, or the catalog's for `from`→`to`, loaded with `overrides`.
+fn load_translator(
+    model: Option<&str>,
+    from: &str,
+    to: &str,
+    runtime: &RuntimeArgs,
+    overrides: &GenerationOverrides,
+) -> Result<Translator> {
+    apply_runtime(runtime);
+    let (spec, name) = match model {
+        Some(spec) => (spec.to_string(), spec.to_string()),
+        None => {
+            let entry = Catalog::builtin().translation(from, to)?.clone();
+            (format!("{}@{}", entry.model, entry.revision), entry.model)
+        }
+    };
+    let dir = hub::resolve(&spec, hub_options(runtime))?;
+    let device = device::select(&runtime.device)?;
+    let dtype = device::dtype(&runtime.dtype, &device)?;
     let mut translator =
         Translator::load(&dir, dtype, &device).with_context(|| format!("model {name}"))?;
     translator.set_name(name.clone());
-    translator.set_overrides(&args.generation.overrides())?;
-    if !args.runtime.quiet && !translator.unsupported_settings().is_empty() {
-        eprintln!(
-            "dragoman: note: model {name} sets {}, which dragoman does not implement; output may differ from transformers'",
-            translator.unsupported_settings().join(", ")
-        );
-    }
-    if args.runtime.quiet {
+    translator.set_overrides(overrides)?;
+    if !runtime.quiet {
+        note_unsupported(&name, translator.unsupported_settings());
+    } else {
         translator.set_notes(Box::new(|_| {}));
     }
-    if args.runtime.verbose {
+    if runtime.verbose {
         eprintln!("dragoman: model {name} from {}", dir.display());
         eprintln!("dragoman: generation settings {:?}", translator.settings());
     }
@@ -193,12 +317,25 @@ pub fn models(command: &ModelsCommand, runtime: &RuntimeArgs) -> Result<()> {
             let catalog = Catalog::builtin();
             writeln!(
                 out,
-                "{:<34} {:<8} {:<10} {:>10}  {:<10} task",
+                "{:<36} {:<8} {:<6} {:>10}  {:<16} TASK",
                 "MODEL", "REVISION", "CACHED", "SIZE", "LICENCE"
             )?;
-            for entry in &catalog.translate {
-                let found = cached.iter().find(|c| c.repo == entry.model);
-                let id = hub::HubId::parse(&format!("{}@{}", entry.model, entry.revision))?;
+            let rows = catalog
+                .translate
+                .iter()
+                .map(|e| {
+                    let task = format!("translate {}→{}", e.from, e.to);
+                    (&e.model, &e.revision, &e.license, task)
+                })
+                .chain(catalog.summarize.iter().map(|e| {
+                    let role = if e.default { "" } else { " (alternative)" };
+                    let note = e.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+                    let task = format!("summarize {}{role}{note}", e.lang);
+                    (&e.model, &e.revision, &e.license, task)
+                }));
+            for (model, revision, license, task) in rows {
+                let found = cached.iter().find(|c| &c.repo == model);
+                let id = hub::HubId::parse(&format!("{model}@{revision}"))?;
                 let state = if cache::cached_snapshot(&cache_dir, &id).is_some() {
                     "yes"
                 } else {
@@ -209,13 +346,12 @@ pub fn models(command: &ModelsCommand, runtime: &RuntimeArgs) -> Result<()> {
                     .unwrap_or_else(|| "-".into());
                 writeln!(
                     out,
-                    "{:<34} {:<8} {:<10} {:>10}  {:<10} translate {}→{}",
-                    entry.model, entry.revision, state, size, entry.license, entry.from, entry.to
+                    "{model:<36} {revision:<8} {state:<6} {size:>10}  {license:<16} {task}"
                 )?;
             }
             let others: Vec<_> = cached
                 .iter()
-                .filter(|c| c.seq2seq && !catalog.translate.iter().any(|e| e.model == c.repo))
+                .filter(|c| c.seq2seq && !catalog.lists(&c.repo))
                 .collect();
             if !others.is_empty() {
                 writeln!(
@@ -233,7 +369,7 @@ pub fn models(command: &ModelsCommand, runtime: &RuntimeArgs) -> Result<()> {
                     let refs: Vec<&str> = model.refs.iter().map(|(r, _)| r.as_str()).collect();
                     writeln!(
                         out,
-                        "{:<34} {:<8} {:<10} {:>10}  {family}{supported}",
+                        "{:<36} {:<8} {:<6} {:>10}  {family}{supported}",
                         model.repo,
                         refs.join(","),
                         "yes",

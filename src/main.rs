@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match &cli.command {
         cli::Command::Translate(args) => commands::translate(args),
+        cli::Command::Summarize(args) => commands::summarize(args),
         cli::Command::Models { command, runtime } => commands::models(command, runtime),
     };
     match result {

@@ -7,14 +7,22 @@ use serde_json::Value;
 
 use dragoman::generation::{EarlyStopping, GenerationOverrides};
 
+/// A fixture directory: `"fr-en"` is one of the Marian fixtures, `"summarize/t5-small"` names
+/// its folder under tests/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/marian")
-        .join(name)
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    if name.contains('/') {
+        root.join(name)
+    } else {
+        root.join("marian").join(name)
+    }
 }
 
 #[derive(Debug, Deserialize)]
 pub struct Expected {
+    /// Summarization fixtures: put before each document (task_specific_params).
+    #[serde(default)]
+    pub prefix: String,
     pub tokenizer_cases: Vec<TokenizerCase>,
     pub sentences: Vec<String>,
     pub cases: Vec<Case>,
@@ -76,10 +84,13 @@ pub fn overrides(kwargs: &serde_json::Map<String, Value>) -> GenerationOverrides
     o
 }
 
-/// transformers pads finished sequences of a batch with `pad`; the generation itself ends
-/// at its EOS (or at max_length).
-pub fn strip_padding(ids: &[u32], pad: u32) -> Vec<u32> {
+/// transformers pads finished sequences of a batch (with `pad`, or in beam search with EOS);
+/// the generation itself ends at its first EOS after the start token (or at max_length).
+pub fn strip_padding(ids: &[u32], pad: u32, eos: &[u32]) -> Vec<u32> {
     let mut end = ids.len();
+    if let Some(first_eos) = ids.iter().skip(1).position(|id| eos.contains(id)) {
+        end = first_eos + 2;
+    }
     while end > 1 && ids[end - 1] == pad {
         end -= 1;
     }

@@ -1,11 +1,13 @@
-//! dragoman against transformers, on tiny random Marian models in every hub layout:
-//! token ids and strings of generate() + decode(), and the first steps' raw logits.
+//! dragoman against transformers, on tiny random models in every hub layout (Marian for
+//! translation; T5, flan-T5, mT5, BART, BARThez for summaries): token ids and strings of
+//! generate() + decode(), and the first steps' raw logits.
 
 use candle_core::{DType, Device, Tensor};
 
+use dragoman::generation::GenerationOverrides;
 use dragoman::models;
 use dragoman::tokenizer::Tokenizer;
-use dragoman::Translator;
+use dragoman::{Engine, Summarizer, Translator};
 
 use crate::common::{expected, fixture, overrides, strip_padding};
 
@@ -32,25 +34,73 @@ fn assert_tokenizer_cases(tokenizer: &Tokenizer, reference: &str, label: &str) {
     }
 }
 
+/// What the generation cases run on: a translator, or a summarizer with its task parameters
+/// and prefix (as transformers' summarization pipeline).
+trait Subject {
+    fn set_overrides(&mut self, overrides: &GenerationOverrides);
+    fn engine(&self) -> &Engine;
+    fn input_ids(&self, text: &str) -> Vec<u32>;
+}
+
+impl Subject for Translator {
+    fn set_overrides(&mut self, overrides: &GenerationOverrides) {
+        Translator::set_overrides(self, overrides).unwrap()
+    }
+    fn engine(&self) -> &Engine {
+        Translator::engine(self)
+    }
+    fn input_ids(&self, text: &str) -> Vec<u32> {
+        self.tokenizer().encode(text).unwrap()
+    }
+}
+
+impl Subject for Summarizer {
+    fn set_overrides(&mut self, overrides: &GenerationOverrides) {
+        Summarizer::set_overrides(self, overrides).unwrap()
+    }
+    fn engine(&self) -> &Engine {
+        Summarizer::engine(self)
+    }
+    fn input_ids(&self, text: &str) -> Vec<u32> {
+        Summarizer::input_ids(self, text).unwrap()
+    }
+}
+
 fn check_generation(name: &str) {
+    let dir = fixture(name);
+    if name.starts_with("summarize/") {
+        check_generation_with(
+            name,
+            Summarizer::load(&dir, DType::F32, &Device::Cpu).unwrap(),
+        );
+    } else {
+        check_generation_with(
+            name,
+            Translator::load(&dir, DType::F32, &Device::Cpu).unwrap(),
+        );
+    }
+}
+
+fn check_generation_with(name: &str, mut subject: impl Subject) {
     let expected = expected(name);
-    let mut translator = Translator::load(&fixture(name), DType::F32, &Device::Cpu).unwrap();
     let sources: Vec<Vec<u32>> = expected
         .sentences
         .iter()
-        .map(|s| translator.tokenizer().encode(s).unwrap())
+        .map(|s| subject.input_ids(s))
         .collect();
-    let pad = translator.settings().pad_token_id;
+    let pad = subject.engine().settings().pad_token_id;
+    let eos = subject.engine().settings().eos_token_ids.clone();
     let mut distinct = std::collections::HashSet::new();
     for case in &expected.cases {
-        translator.set_overrides(&overrides(&case.kwargs)).unwrap();
+        subject.set_overrides(&overrides(&case.kwargs));
+        let engine = subject.engine();
         let generated = if case.batched {
-            translator.generate_ids(&sources).unwrap()
+            engine.generate_ids(&sources).unwrap()
         } else {
             sources
                 .iter()
                 .map(|s| {
-                    translator
+                    engine
                         .generate_ids(std::slice::from_ref(s))
                         .unwrap()
                         .remove(0)
@@ -62,9 +112,9 @@ fn check_generation(name: &str) {
                 "{name}/{} (batched: {}) sentence {i}",
                 case.name, case.batched
             );
-            assert_eq!(ids, &strip_padding(&want.ids, pad), "{label}: ids");
+            assert_eq!(ids, &strip_padding(&want.ids, pad, &eos), "{label}: ids");
             assert_eq!(
-                translator.tokenizer().decode(ids).unwrap(),
+                engine.tokenizer().decode(ids).unwrap(),
                 want.text,
                 "{label}: text"
             );
@@ -92,7 +142,7 @@ fn check_logits(name: &str) {
         let sentences: Vec<Vec<u32>> = expected
             .sentences
             .iter()
-            .map(|s| tokenizer.encode(s).unwrap())
+            .map(|s| tokenizer.encode(&format!("{}{s}", expected.prefix)).unwrap())
             .collect();
         let groups: Vec<Vec<usize>> = if case.batched {
             vec![(0..sentences.len()).collect()]
@@ -164,6 +214,11 @@ parity_tests! {
     fr_en_tokjson => "fr-en-tokjson",
     tc_big => "tc-big",
     fr_ru => "fr-ru",
+    t5_small => "summarize/t5-small",
+    flan_t5 => "summarize/flan-t5",
+    mt5 => "summarize/mt5",
+    bart_cnn => "summarize/bart-cnn",
+    barthez => "summarize/barthez",
 }
 
 /// A Marian repo that ships tokenizer.json beside its SentencePiece files but names
