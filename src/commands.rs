@@ -89,7 +89,10 @@ pub fn summarize(args: &SummarizeArgs) -> Result<()> {
         Some(spec) => (spec.clone(), spec.clone()),
         None => {
             let entry = catalog.summarizer("fr")?;
-            (format!("{}@{}", entry.model, entry.revision), entry.model.clone())
+            (
+                format!("{}@{}", entry.model, entry.revision),
+                entry.model.clone(),
+            )
         }
     };
     let dir = hub::resolve(&spec, hub_options(&args.runtime))?;
@@ -167,7 +170,10 @@ fn read_document(input: &Path, lossy: bool) -> Result<(String, String)> {
             e.utf8_error().valid_up_to()
         ),
     };
-    let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
+    let text = text
+        .strip_prefix('\u{feff}')
+        .map(str::to_string)
+        .unwrap_or(text);
     Ok((label, text))
 }
 
@@ -329,7 +335,11 @@ pub fn models(command: &ModelsCommand, runtime: &RuntimeArgs) -> Result<()> {
                 })
                 .chain(catalog.summarize.iter().map(|e| {
                     let role = if e.default { "" } else { " (alternative)" };
-                    let note = e.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+                    let note = e
+                        .note
+                        .as_deref()
+                        .map(|n| format!(": {n}"))
+                        .unwrap_or_default();
                     let task = format!("summarize {}{role}{note}", e.lang);
                     (&e.model, &e.revision, &e.license, task)
                 }));

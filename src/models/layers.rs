@@ -77,12 +77,7 @@ pub struct Attention {
 impl Attention {
     /// Projections `[inner, dim]` (q, k, v) and `[dim, inner]` (out) with `inner = heads * head_dim`;
     /// scores are multiplied by `scaling` before the mask or bias is added.
-    pub fn new(
-        [q, k, v, out]: [Linear; 4],
-        heads: usize,
-        head_dim: usize,
-        scaling: f64,
-    ) -> Self {
+    pub fn new([q, k, v, out]: [Linear; 4], heads: usize, head_dim: usize, scaling: f64) -> Self {
         Self {
             q,
             k,
@@ -252,7 +247,12 @@ impl EncoderLayer {
     }
 
     /// `mask`: additive [B, 1, 1, S].
-    pub fn forward(&self, h: &Tensor, mask: &Tensor, s: &StackShape) -> candle_core::Result<Tensor> {
+    pub fn forward(
+        &self,
+        h: &Tensor,
+        mask: &Tensor,
+        s: &StackShape,
+    ) -> candle_core::Result<Tensor> {
         let h = s.residual(h, &self.self_attn_norm, |x| {
             self.self_attn.self_attend(x, Some(mask))
         })?;
@@ -290,7 +290,8 @@ impl DecoderLayer {
         s: &StackShape,
     ) -> candle_core::Result<Tensor> {
         let h = s.residual(h, &self.self_attn_norm, |x| {
-            self.self_attn.self_attend_cached(x, &mut cache.self_kv, None)
+            self.self_attn
+                .self_attend_cached(x, &mut cache.self_kv, None)
         })?;
         let (k, v) = &cache.cross_kv;
         let h = s.residual(&h, &self.cross_attn_norm, |x| {

@@ -197,7 +197,9 @@ pub fn load(
             dtype,
             device,
         )?),
-        kind @ ("t5" | "mt5") => Box::new(t5::T5::load(&parse(&config)?, kind, dir, dtype, device)?),
+        kind @ ("t5" | "mt5") => {
+            Box::new(t5::T5::load(&parse(&config)?, kind, dir, dtype, device)?)
+        }
         _ => return Err(Error::file(&config.path, config.unsupported_message())),
     })
 }

@@ -162,7 +162,8 @@ impl Summarizer {
                 .iter()
                 .map(|ids| self.tokenizer().decode(ids))
                 .collect::<Result<Vec<_>>>()?;
-            let joined = summaries.join("\n");
+            // The next round's document, trimmed as any document is.
+            let joined = py_strip(&summaries.join("\n")).to_string();
             if self.input_ids(&joined)?.len() >= ids.len() {
                 return Err(Error::Input(format!(
                     "the summaries of the parts are not shorter than the document ({} tokens); lower --max-new-tokens",

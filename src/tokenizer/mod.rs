@@ -15,8 +15,8 @@ pub use marian::MarianTokenizer;
 
 pub enum Tokenizer {
     /// A `tokenizer.json`, used as transformers' fast tokenizer uses it.
-    Json(JsonTokenizer),
-    Marian(MarianTokenizer),
+    Json(Box<JsonTokenizer>),
+    Marian(Box<MarianTokenizer>),
 }
 
 pub struct JsonTokenizer {
@@ -53,20 +53,20 @@ impl Tokenizer {
             .unwrap_or_else(|| default_class(dir).to_string());
         let class = class.as_str();
         if class.starts_with("T5Tokenizer") {
-            return Ok(Tokenizer::Json(JsonTokenizer {
+            return Ok(Tokenizer::Json(Box::new(JsonTokenizer {
                 inner: t5::load(dir, &config)?,
                 clean_up_spaces,
-            }));
+            })));
         }
         let prefers_spm =
             dir.join("source.spm").is_file() && (class.is_empty() || class.starts_with("Marian"));
         if json.is_file() && !prefers_spm {
             let inner = tokenizers::Tokenizer::from_file(&json)
                 .map_err(|e| Error::file(&json, format!("cannot load tokenizer: {e}")))?;
-            return Ok(Tokenizer::Json(JsonTokenizer {
+            return Ok(Tokenizer::Json(Box::new(JsonTokenizer {
                 inner,
                 clean_up_spaces,
-            }));
+            })));
         }
         if dir.join("source.spm").is_file() {
             let names = SpecialTokenNames {
@@ -83,9 +83,9 @@ impl Tokenizer {
                 .get("separate_vocabs")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-            return Ok(Tokenizer::Marian(MarianTokenizer::load(
+            return Ok(Tokenizer::Marian(Box::new(MarianTokenizer::load(
                 dir, &names, separate,
-            )?));
+            )?)));
         }
         Err(Error::file(
             dir,

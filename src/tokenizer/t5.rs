@@ -34,7 +34,10 @@ pub fn load(dir: &Path, config: &Value) -> Result<tokenizers::Tokenizer> {
     let parts = if json.is_file() {
         from_tokenizer_json(&json)?
     } else {
-        let extra_ids = config.get("extra_ids").and_then(Value::as_u64).unwrap_or(100) as usize;
+        let extra_ids = config
+            .get("extra_ids")
+            .and_then(Value::as_u64)
+            .unwrap_or(100) as usize;
         from_spiece(&dir.join("spiece.model"), extra_ids)?
     };
     let names = SpecialTokenNames {

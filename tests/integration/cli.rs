@@ -5,11 +5,11 @@ use std::path::Path;
 use assert_cmd::Command;
 use predicates::prelude::*;
 
-use crate::common::{expected, fixture, greedy_reference};
+use crate::common::{cache_fixture, expected, fixture, greedy_reference};
 
 const GREEDY: [&str; 4] = ["--beams", "1", "--max-new-tokens", "20"];
 
-fn dragoman() -> Command {
+pub fn dragoman() -> Command {
     let mut cmd = Command::cargo_bin("dragoman").unwrap();
     // Keep the tests away from any real cache on the machine, and from the network.
     cmd.env("HF_HOME", "/nonexistent/dragoman-test-hf-home")
@@ -144,16 +144,7 @@ fn defaults_come_from_generation_config() {
 fn hub_ids_resolve_from_the_huggingface_cache() {
     let (sources, targets) = greedy_reference();
     let home = tempfile::tempdir().unwrap();
-    let commit = "3f1c2b0a9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a";
-    let repo = home.path().join("hub/models--Helsinki-NLP--opus-mt-fr-en");
-    let snapshot = repo.join("snapshots").join(commit);
-    std::fs::create_dir_all(&snapshot).unwrap();
-    for entry in std::fs::read_dir(fixture("fr-en")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), snapshot.join(entry.file_name())).unwrap();
-    }
-    std::fs::create_dir_all(repo.join("refs")).unwrap();
-    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    cache_fixture(home.path(), "Helsinki-NLP/opus-mt-fr-en", "fr-en");
 
     // --to en picks the catalog's opus-mt-fr-en, found in the cache.
     let mut cmd = dragoman();

@@ -1,6 +1,6 @@
 //! Reading the fixtures and the references transformers wrote beside them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -109,4 +109,34 @@ pub fn greedy_reference() -> (Vec<String>, Vec<String>) {
         e.sentences.clone(),
         case.outputs.iter().map(|o| o.text.clone()).collect(),
     )
+}
+
+/// The text transformers generated for document/sentence `index` in case `name`, one at a time.
+pub fn reference_text(fixture_name: &str, name: &str, index: usize) -> String {
+    let e = expected(fixture_name);
+    let case = e
+        .cases
+        .iter()
+        .find(|c| c.name == name && !c.batched)
+        .unwrap_or_else(|| panic!("{fixture_name}: no case {name}"));
+    case.outputs[index].text.clone()
+}
+
+/// Puts a copy of fixture `name` in the Hugging Face cache under `home` as hub repo `repo`
+/// (branch main), as huggingface_hub lays it out.
+pub fn cache_fixture(home: &Path, repo: &str, name: &str) {
+    let commit = "3f1c2b0a9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a";
+    let dir = home
+        .join("hub")
+        .join(format!("models--{}", repo.replace('/', "--")));
+    let snapshot = dir.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    for entry in std::fs::read_dir(fixture(name)).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "expected.json" {
+            std::fs::copy(entry.path(), snapshot.join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::create_dir_all(dir.join("refs")).unwrap();
+    std::fs::write(dir.join("refs/main"), commit).unwrap();
 }

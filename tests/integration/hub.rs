@@ -195,7 +195,7 @@ fn hub_errors_are_one_clear_line() {
         ("test-org/private", "HF_TOKEN"),
         (
             "test-org/llama",
-            "model_type \"llama\" is not supported (supported: marian)",
+            "model_type \"llama\" is not supported (supported: marian, bart, mbart, t5, mt5)",
         ),
     ];
     for (id, message) in cases {

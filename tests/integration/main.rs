@@ -1,8 +1,9 @@
 //! One integration test binary: parity with transformers on the generated fixtures, the
-//! tokenizer cases, and the CLI end to end.
+//! tokenizer cases, and the CLI end to end (translate, summarize, models, the hub).
 
 mod cli;
 mod common;
 mod hub;
 mod hub_server;
 mod parity;
+mod summarize;

@@ -142,7 +142,11 @@ fn check_logits(name: &str) {
         let sentences: Vec<Vec<u32>> = expected
             .sentences
             .iter()
-            .map(|s| tokenizer.encode(&format!("{}{s}", expected.prefix)).unwrap())
+            .map(|s| {
+                tokenizer
+                    .encode(&format!("{}{s}", expected.prefix))
+                    .unwrap()
+            })
             .collect();
         let groups: Vec<Vec<usize>> = if case.batched {
             vec![(0..sentences.len()).collect()]

@@ -62,12 +62,22 @@ impl<L> Stack<L> {
                 &format!("{prefix}.embed_positions.weight"),
                 &[max_positions + POSITION_OFFSET, d],
             )?,
-            embed_norm: layer_norm(w, &format!("{prefix}.layernorm_embedding"), d, LAYER_NORM_EPS)?,
+            embed_norm: layer_norm(
+                w,
+                &format!("{prefix}.layernorm_embedding"),
+                d,
+                LAYER_NORM_EPS,
+            )?,
             layers: (0..n_layers)
                 .map(|i| load_layer(w, &format!("{prefix}.layers.{i}"), &shape))
                 .collect::<Result<Vec<_>>>()?,
             final_norm: if shape.pre_norm {
-                Some(layer_norm(w, &format!("{prefix}.layer_norm"), d, LAYER_NORM_EPS)?)
+                Some(layer_norm(
+                    w,
+                    &format!("{prefix}.layer_norm"),
+                    d,
+                    LAYER_NORM_EPS,
+                )?)
             } else {
                 None
             },

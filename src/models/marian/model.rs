@@ -162,9 +162,12 @@ impl Seq2Seq for Marian {
     }
 
     fn start_decoding(&self, encoded: &Encoded, rows_per_input: usize) -> Result<DecoderState> {
-        DecoderState::start(encoded, rows_per_input, self.decoder.iter(), |layer, hidden| {
-            layer.cross_key_values(hidden)
-        })
+        DecoderState::start(
+            encoded,
+            rows_per_input,
+            self.decoder.iter(),
+            |layer, hidden| layer.cross_key_values(hidden),
+        )
     }
 
     fn decode_step(&self, tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {

@@ -184,7 +184,12 @@ impl T5 {
         let config_path = dir.join("config.json");
         // transformers' T5Config: "gated-gelu" means the tanh gelu; other names are ACT2FN keys.
         let ff_name = c.feed_forward_proj.clone().unwrap_or_else(|| {
-            if model_type == "mt5" { "gated-gelu" } else { "relu" }.to_string()
+            if model_type == "mt5" {
+                "gated-gelu"
+            } else {
+                "relu"
+            }
+            .to_string()
         });
         let (gated, act_name) = match ff_name.strip_prefix("gated-") {
             Some("gelu") => (true, "gelu_new"),
@@ -199,7 +204,11 @@ impl T5 {
         })?;
         let (d, v) = (c.d_model, c.vocab_size);
         let embed = w.get_first(
-            &["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"],
+            &[
+                "shared.weight",
+                "encoder.embed_tokens.weight",
+                "decoder.embed_tokens.weight",
+            ],
             &[v, d],
         )?;
         let untied_head = w.contains("lm_head.weight");
@@ -216,7 +225,9 @@ impl T5 {
         let positions = |prefix: &str, bidirectional| -> Result<RelativePositions> {
             Ok(RelativePositions {
                 table: w.get(
-                    &format!("{prefix}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"),
+                    &format!(
+                        "{prefix}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
+                    ),
                     &[c.relative_attention_num_buckets, c.num_heads],
                 )?,
                 bidirectional,
@@ -233,7 +244,11 @@ impl T5 {
             encoder: blocks("encoder", c.num_layers, false)?,
             encoder_norm: rms_norm(&w, "encoder.final_layer_norm", d, c.layer_norm_epsilon)?,
             encoder_positions: positions("encoder", true)?,
-            decoder: blocks("decoder", c.num_decoder_layers.unwrap_or(c.num_layers), true)?,
+            decoder: blocks(
+                "decoder",
+                c.num_decoder_layers.unwrap_or(c.num_layers),
+                true,
+            )?,
             decoder_norm: rms_norm(&w, "decoder.final_layer_norm", d, c.layer_norm_epsilon)?,
             decoder_positions: positions("decoder", false)?,
             activation,
@@ -282,10 +297,18 @@ impl Seq2Seq for T5 {
     }
 
     fn start_decoding(&self, encoded: &Encoded, rows_per_input: usize) -> Result<DecoderState> {
-        DecoderState::start(encoded, rows_per_input, self.decoder.iter(), |block, hidden| {
-            let (attn, _) = block.cross_attn.as_ref().expect("decoder blocks cross-attend");
-            attn.key_values(hidden)
-        })
+        DecoderState::start(
+            encoded,
+            rows_per_input,
+            self.decoder.iter(),
+            |block, hidden| {
+                let (attn, _) = block
+                    .cross_attn
+                    .as_ref()
+                    .expect("decoder blocks cross-attend");
+                attn.key_values(hidden)
+            },
+        )
     }
 
     fn decode_step(&self, tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
@@ -299,7 +322,10 @@ impl Seq2Seq for T5 {
         let act = self.activation;
         for (block, cache) in self.decoder.iter().zip(state.layers.iter_mut()) {
             let x = block.self_attn_norm.forward(&h)?;
-            h = (&h + block.self_attn.self_attend_cached(&x, &mut cache.self_kv, Some(&self_bias))?)?;
+            h = (&h
+                + block
+                    .self_attn
+                    .self_attend_cached(&x, &mut cache.self_kv, Some(&self_bias))?)?;
             if let Some((attn, norm)) = &block.cross_attn {
                 let (k, v) = &cache.cross_kv;
                 let x = norm.forward(&h)?;
