@@ -350,6 +350,19 @@ fn models_list_path_and_rm() {
         listing.contains("test-org/opus-mt-fr-en") && listing.contains("marian"),
         "{listing}"
     );
+    // Summarizers with their licences; the non-commercial one says so.
+    let xlsum = listing
+        .lines()
+        .find(|l| l.contains("csebuetnlp/mT5_multilingual_XLSum"))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(
+        xlsum.contains("CC-BY-NC-SA-4.0") && xlsum.contains("non-commercial"),
+        "{xlsum}"
+    );
+    assert!(
+        listing.contains("moussaKam/barthez-orangesum-abstract"),
+        "{listing}"
+    );
 
     dragoman(home.path(), &server)
         .args(["models", "path", "test-org/opus-mt-fr-en"])
