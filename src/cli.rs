@@ -174,6 +174,11 @@ pub struct RuntimeArgs {
     pub threads: Option<u32>,
 
     /// Never use the network: models come from the cache only (also HF_HUB_OFFLINE=1)
+    /// At most N sentences (or documents) per batch; default: as many as fit 4096 padded
+    /// input tokens.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_batch: Option<u32>,
+
     #[arg(long)]
     pub offline: bool,
 

@@ -102,6 +102,9 @@ pub fn summarize(args: &SummarizeArgs) -> Result<()> {
         Summarizer::load(&dir, dtype, &device).with_context(|| format!("model {name}"))?;
     summarizer.set_name(name.clone());
     summarizer.set_overrides(&args.generation.overrides())?;
+    if let Some(n) = args.runtime.max_batch {
+        summarizer.set_max_batch(n as usize);
+    }
     if !args.runtime.quiet {
         if !summarizer.has_task_parameters() && !catalog.lists(&name) {
             eprintln!(
@@ -209,6 +212,9 @@ fn load_translator(
         Translator::load(&dir, dtype, &device).with_context(|| format!("model {name}"))?;
     translator.set_name(name.clone());
     translator.set_overrides(overrides)?;
+    if let Some(n) = runtime.max_batch {
+        translator.set_max_batch(n as usize);
+    }
     if !runtime.quiet {
         note_unsupported(&name, translator.unsupported_settings());
     } else {

@@ -3,6 +3,7 @@
 //! a batch of inputs: every input's beams are rows of one decoder batch.
 
 use candle_core::Tensor;
+use rayon::prelude::*;
 
 use super::config::{EarlyStopping, GenerationSettings};
 use super::processors::{processors_for, LogitsProcessor};
@@ -66,14 +67,32 @@ pub fn generate(
             })
             .collect();
         let logits = step_logits(model, &last, &mut state, device)?;
+        // Each input's beams are `beams` consecutive rows; inputs are stepped in parallel.
         let mut rows = logits.into_iter();
+        let mut work: Vec<(&mut Sentence, Vec<Vec<f32>>)> = sentences
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| active.binary_search(i).is_ok())
+            .map(|(_, sentence)| (sentence, rows.by_ref().take(beams).collect()))
+            .collect();
+        let origins: Vec<Vec<usize>> = work
+            .par_iter_mut()
+            .map(|(sentence, scores)| {
+                step_sentence(
+                    sentence,
+                    std::mem::take(scores),
+                    &processors,
+                    settings,
+                    keep,
+                    cur_len,
+                )
+            })
+            .collect();
+        drop(work);
         let mut next_rows: Vec<u32> = Vec::with_capacity(active.len() * beams);
         let mut still_active = Vec::with_capacity(active.len());
-        for (position, &s) in active.iter().enumerate() {
-            let scores: Vec<Vec<f32>> = rows.by_ref().take(beams).collect();
-            let sentence = &mut sentences[s];
-            let origins = step_sentence(sentence, scores, &processors, settings, keep, cur_len);
-            if !sentence.done {
+        for (position, (&s, origins)) in active.iter().zip(&origins).enumerate() {
+            if !sentences[s].done {
                 still_active.push(s);
                 next_rows.extend(origins.iter().map(|&b| (position * beams + b) as u32));
             }
@@ -117,16 +136,15 @@ fn step_sentence(
         }
     }
     // Top `keep` continuations over all beams × vocabulary, accumulated log-probabilities.
-    let mut flat: Vec<(f32, usize)> = Vec::with_capacity(beams * vocab);
+    let mut best = TopK::new(keep);
     for (b, row) in scores.iter().enumerate() {
         let base = sentence.running_scores[b];
-        flat.extend(
-            row.iter()
-                .enumerate()
-                .map(|(t, &lp)| (lp + base, b * vocab + t)),
-        );
+        for (t, &lp) in row.iter().enumerate() {
+            best.offer(lp + base, b * vocab + t);
+        }
     }
-    let candidates: Vec<Candidate> = top_k(flat, keep)
+    let candidates: Vec<Candidate> = best
+        .into_sorted()
         .into_iter()
         .map(|(score, index)| {
             let token = (index % vocab) as u32;
@@ -216,6 +234,42 @@ fn step_sentence(
     origins
 }
 
+/// The `k` largest (score, index) pairs of a stream offered in increasing index order, kept
+/// sorted as [`top_k`] sorts them, without collecting the stream.
+struct TopK {
+    k: usize,
+    /// Sorted best first.
+    items: Vec<(f32, usize)>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            items: Vec::with_capacity(k + 1),
+        }
+    }
+
+    fn offer(&mut self, score: f32, index: usize) {
+        // Indices come in increasing order, so an equal score ranks after those kept.
+        if self.items.len() == self.k {
+            match self.items.last() {
+                Some(worst) if score.total_cmp(&worst.0).is_gt() => {}
+                _ => return,
+            }
+        }
+        let at = self
+            .items
+            .partition_point(|kept| kept.0.total_cmp(&score).is_ge());
+        self.items.insert(at, (score, index));
+        self.items.truncate(self.k);
+    }
+
+    fn into_sorted(self) -> Vec<(f32, usize)> {
+        self.items
+    }
+}
+
 /// The `k` largest (score, index) pairs, largest first; equal scores keep index order.
 fn top_k(mut items: Vec<(f32, usize)>, k: usize) -> Vec<(f32, usize)> {
     let by_score = |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
@@ -225,4 +279,30 @@ fn top_k(mut items: Vec<(f32, usize)>, k: usize) -> Vec<(f32, usize)> {
     }
     items.sort_by(by_score);
     items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{top_k, TopK};
+
+    #[test]
+    fn streaming_top_k_equals_sorting_everything_ties_included() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for k in [1, 2, 8, 12] {
+            // Few distinct values, so that ties are common.
+            let items: Vec<(f32, usize)> = (0..500)
+                .map(|i| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    ((seed % 7) as f32 - 3.0, i)
+                })
+                .collect();
+            let mut stream = TopK::new(k);
+            for &(score, index) in &items {
+                stream.offer(score, index);
+            }
+            assert_eq!(stream.into_sorted(), top_k(items, k), "k = {k}");
+        }
+    }
 }

@@ -2,10 +2,44 @@
 //! attention with the caches generation needs.
 
 use candle_core::{Module, Tensor};
-use candle_nn::{LayerNorm, Linear};
+use candle_nn::LayerNorm;
 
 use super::weights::Weights;
 use crate::error::Result;
+
+/// A projection `x W^T + b` over the last dimension.
+///
+/// candle_nn's `Linear` turns a [B, T, D] input into B separate [T, D] products (a batched
+/// matmul over a broadcast weight): in decoding, T = 1, so every row re-reads the whole
+/// weight. Folding the leading dimensions into one makes it a single matrix product.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// [out, in]
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims();
+        let inner = dims[dims.len() - 1];
+        let rows = x.elem_count() / inner.max(1);
+        let y = x.reshape((rows, inner))?.matmul(&self.weight.t()?)?;
+        let y = match &self.bias {
+            Some(bias) => y.broadcast_add(bias)?,
+            None => y,
+        };
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().unwrap_or(&mut 0) = self.weight.dim(0)?;
+        y.reshape(out_dims)
+    }
+}
 
 /// `prefix.weight` [out, in] and, when present, `prefix.bias` [out].
 pub fn linear(

@@ -22,6 +22,8 @@ pub struct Engine {
     device: Device,
     /// Padded source tokens allowed in one encoder batch.
     batch_tokens: usize,
+    /// Inputs allowed in one batch, whatever their length.
+    max_batch: usize,
 }
 
 impl Engine {
@@ -44,6 +46,7 @@ impl Engine {
             settings,
             device: device.clone(),
             batch_tokens: 4096,
+            max_batch: usize::MAX,
         })
     }
 
@@ -83,6 +86,10 @@ impl Engine {
         self.batch_tokens = tokens.max(1);
     }
 
+    pub fn set_max_batch(&mut self, inputs: usize) {
+        self.max_batch = inputs.max(1);
+    }
+
     /// Token ids the model generates for each of `sentences` (decoder start token first).
     /// Sentences are batched by length; results come back in input order.
     pub fn generate_ids(&self, sentences: &[Vec<u32>]) -> Result<Vec<Vec<u32>>> {
@@ -93,7 +100,9 @@ impl Engine {
         while start < order.len() {
             // Longest first, so the first sentence of a batch sets its padded width.
             let width = sentences[order[start]].len().max(1);
-            let count = (self.batch_tokens / width).max(1).min(order.len() - start);
+            let count = (self.batch_tokens / width)
+                .clamp(1, self.max_batch)
+                .min(order.len() - start);
             let batch = &order[start..start + count];
             let generated = self.generate_batch(batch.iter().map(|&i| sentences[i].as_slice()))?;
             for (&i, ids) in batch.iter().zip(generated) {

@@ -119,6 +119,10 @@ impl Summarizer {
         self.notes = notes;
     }
 
+    pub fn set_max_batch(&mut self, inputs: usize) {
+        self.engine.set_max_batch(inputs);
+    }
+
     pub fn set_name(&mut self, name: impl Into<String>) {
         self.name = name.into();
     }

@@ -63,6 +63,10 @@ impl Translator {
         self.engine.set_batch_tokens(tokens);
     }
 
+    pub fn set_max_batch(&mut self, inputs: usize) {
+        self.engine.set_max_batch(inputs);
+    }
+
     /// Token ids the model generates for each of `sentences` (decoder start token first).
     pub fn generate_ids(&self, sentences: &[Vec<u32>]) -> Result<Vec<Vec<u32>>> {
         self.engine.generate_ids(sentences)

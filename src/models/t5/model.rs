@@ -1,11 +1,11 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Linear, RmsNorm};
+use candle_nn::RmsNorm;
 
 use super::config::T5Config;
 use crate::error::{Error, Result};
-use crate::models::layers::{additive_mask, linear, Activation, Attention};
+use crate::models::layers::{additive_mask, linear, Activation, Attention, Linear};
 use crate::models::weights::Weights;
 use crate::models::{DecoderState, Encoded, Seq2Seq, SpecialTokens};
 
