@@ -2,7 +2,6 @@
 //! (f32 scores, the same -1e9 sentinels, the same candidate counts and tie order), run over
 //! a batch of inputs: every input's beams are rows of one decoder batch.
 
-use candle_core::Tensor;
 use rayon::prelude::*;
 
 use super::config::{EarlyStopping, GenerationSettings};
@@ -97,11 +96,10 @@ pub fn generate(
                 next_rows.extend(origins.iter().map(|&b| (position * beams + b) as u32));
             }
         }
-        let rows = Tensor::new(next_rows.as_slice(), device)?;
         if still_active.len() == active.len() {
-            state.reorder_beams(&rows)?;
+            state.reorder_beams(&next_rows)?;
         } else if !still_active.is_empty() {
-            state.select_rows(&rows)?;
+            state.select_rows(&next_rows)?;
         }
         active = still_active;
         cur_len += 1;

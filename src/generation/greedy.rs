@@ -1,8 +1,6 @@
 //! Greedy search, as transformers' `_sample` with `do_sample=False`: processors on the raw
 //! logits, the first maximum wins, a row stops at EOS or `max_length`.
 
-use candle_core::Tensor;
-
 use super::processors::processors_for;
 use super::{argmax, step_logits, GenerationSettings};
 use crate::error::Result;
@@ -43,7 +41,7 @@ pub fn generate(
             }
         }
         if still_active.len() < active.len() && !still_active.is_empty() {
-            state.select_rows(&Tensor::new(kept_rows.as_slice(), device)?)?;
+            state.select_rows(&kept_rows)?;
         }
         active = still_active;
     }

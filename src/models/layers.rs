@@ -179,6 +179,37 @@ impl Attention {
         self.out.forward(&context)
     }
 
+    /// Cross-attention of `x` [N, 1, D] — `group` consecutive rows per input — over the
+    /// inputs' `keys`/`values` [N / group, H, S, hd] with `mask` [N / group, 1, 1, S]: the rows
+    /// of an input query its keys together, which are stored and multiplied once, not per row.
+    pub fn attend_grouped(
+        &self,
+        x: &Tensor,
+        keys: &Tensor,
+        values: &Tensor,
+        mask: &Tensor,
+        group: usize,
+    ) -> candle_core::Result<Tensor> {
+        let n = x.dim(0)?;
+        let inputs = n / group;
+        let q = self
+            .q
+            .forward(x)?
+            .reshape((inputs, group, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()?; // [B, H, group, hd]
+        let mut scores = q.matmul(&keys.t()?)?;
+        if self.scaling != 1.0 {
+            scores = (scores * self.scaling)?;
+        }
+        let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?)?;
+        let context = probs
+            .matmul(values)? // [B, H, group, hd]
+            .transpose(1, 2)?
+            .reshape((n, 1, self.heads * self.head_dim))?;
+        self.out.forward(&context)
+    }
+
     /// Self-attention without cache (the encoder).
     pub fn self_attend(&self, x: &Tensor, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let (k, v) = self.key_values(x)?;
@@ -321,6 +352,7 @@ impl DecoderLayer {
         h: &Tensor,
         cache: &mut super::LayerCache,
         cross_mask: &Tensor,
+        rows_per_input: usize,
         s: &StackShape,
     ) -> candle_core::Result<Tensor> {
         let h = s.residual(h, &self.self_attn_norm, |x| {
@@ -329,7 +361,8 @@ impl DecoderLayer {
         })?;
         let (k, v) = &cache.cross_kv;
         let h = s.residual(&h, &self.cross_attn_norm, |x| {
-            self.cross_attn.attend(x, k, v, Some(cross_mask))
+            self.cross_attn
+                .attend_grouped(x, k, v, cross_mask, rows_per_input)
         })?;
         s.residual(&h, &self.final_norm, |x| {
             s.feed_forward(x, &self.fc1, &self.fc2)

@@ -50,69 +50,77 @@ pub struct Encoded {
 }
 
 /// Per-layer key/value caches of a decoding batch.
+///
+/// The rows are grouped by input, `rows_per_input` consecutive rows each (the beams of one
+/// sentence). Cross-attention keys and values are the same for all rows of an input, so they
+/// are kept once per input and the rows' queries attend to them together.
 pub struct DecoderState {
     pub(crate) layers: Vec<LayerCache>,
-    /// Additive cross-attention mask [N, 1, 1, S]: 0 for tokens, -inf for padding.
+    /// Additive cross-attention mask [B, 1, 1, S] per input: 0 for tokens, -inf for padding.
     pub(crate) cross_mask: Tensor,
+    pub(crate) rows_per_input: usize,
     /// Number of tokens already fed to the decoder.
     pub(crate) position: usize,
 }
 
 pub(crate) struct LayerCache {
-    /// [N, H, T, hd], grown by one position per step.
+    /// [N, H, T, hd] per row, grown by one position per step.
     pub(crate) self_kv: Option<(Tensor, Tensor)>,
-    /// [N, H, S, hd], fixed for the whole generation.
+    /// [B, H, S, hd] per input, fixed for the whole generation.
     pub(crate) cross_kv: (Tensor, Tensor),
 }
 
 impl DecoderState {
     /// The state before the first step: `cross_key_values(layer, encoder output)` of every
-    /// decoder layer, computed once and repeated for the `rows_per_input` rows of each input.
+    /// decoder layer, computed once per input.
     pub(crate) fn start<L>(
         encoded: &Encoded,
         rows_per_input: usize,
         layers: impl Iterator<Item = L>,
         cross_key_values: impl Fn(L, &Tensor) -> candle_core::Result<(Tensor, Tensor)>,
     ) -> Result<Self> {
-        let b = encoded.hidden.dim(0)?;
-        let rows: Vec<u32> = (0..b as u32)
-            .flat_map(|i| std::iter::repeat_n(i, rows_per_input))
-            .collect();
-        let rows = Tensor::new(rows, encoded.hidden.device())?;
         let layers = layers
             .map(|layer| {
-                let (k, v) = cross_key_values(layer, &encoded.hidden)?;
                 Ok(LayerCache {
                     self_kv: None,
-                    cross_kv: (k.index_select(&rows, 0)?, v.index_select(&rows, 0)?),
+                    cross_kv: cross_key_values(layer, &encoded.hidden)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let cross_mask = layers::additive_mask(&encoded.mask)?.index_select(&rows, 0)?;
         Ok(DecoderState {
             layers,
-            cross_mask,
+            cross_mask: layers::additive_mask(&encoded.mask)?,
+            rows_per_input: rows_per_input.max(1),
             position: 0,
         })
     }
 
-    /// Keeps the rows `rows` [N'] (a beam reordering, or dropping finished sentences).
-    pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
+    /// Keeps the rows `rows` (whole inputs, `rows_per_input` rows each, in input order): a
+    /// beam reordering that also drops finished inputs.
+    pub fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
+        let per_input = self.rows_per_input;
+        let device = self.cross_mask.device().clone();
+        let inputs: Vec<u32> = rows
+            .chunks(per_input)
+            .map(|group| group[0] / per_input as u32)
+            .collect();
+        let inputs = Tensor::new(inputs, &device)?;
         self.reorder_beams(rows)?;
         for layer in &mut self.layers {
             let (k, v) = &layer.cross_kv;
-            layer.cross_kv = (k.index_select(rows, 0)?, v.index_select(rows, 0)?);
+            layer.cross_kv = (k.index_select(&inputs, 0)?, v.index_select(&inputs, 0)?);
         }
-        self.cross_mask = self.cross_mask.index_select(rows, 0)?;
+        self.cross_mask = self.cross_mask.index_select(&inputs, 0)?;
         Ok(())
     }
 
     /// Reorders beams: rows move only within the beams of one input, whose cross-attention
-    /// keys and values are identical, so only the self-attention caches are gathered.
-    pub fn reorder_beams(&mut self, rows: &Tensor) -> Result<()> {
+    /// keys and values are shared, so only the self-attention caches are gathered.
+    pub fn reorder_beams(&mut self, rows: &[u32]) -> Result<()> {
+        let rows = Tensor::new(rows, self.cross_mask.device())?;
         for layer in &mut self.layers {
             if let Some((k, v)) = &layer.self_kv {
-                layer.self_kv = Some((k.index_select(rows, 0)?, v.index_select(rows, 0)?));
+                layer.self_kv = Some((k.index_select(&rows, 0)?, v.index_select(&rows, 0)?));
             }
         }
         Ok(())

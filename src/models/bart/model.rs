@@ -249,7 +249,13 @@ impl Seq2Seq for Bart {
         let stack = &self.decoder;
         let mut h = stack.embed(&self.tokens(&tokens.reshape((n, 1))?)?, state.position)?;
         for (layer, cache) in stack.layers.iter().zip(state.layers.iter_mut()) {
-            h = layer.forward(&h, cache, &state.cross_mask, &stack.shape)?;
+            h = layer.forward(
+                &h,
+                cache,
+                &state.cross_mask,
+                state.rows_per_input,
+                &stack.shape,
+            )?;
         }
         state.position += 1;
         let h = stack.finish(h)?.reshape((n, ()))?;

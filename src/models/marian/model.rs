@@ -184,7 +184,13 @@ impl Seq2Seq for Marian {
             state.position,
         )?;
         for (layer, cache) in self.decoder.iter().zip(state.layers.iter_mut()) {
-            h = layer.forward(&h, cache, &state.cross_mask, &self.decoder_shape)?;
+            h = layer.forward(
+                &h,
+                cache,
+                &state.cross_mask,
+                state.rows_per_input,
+                &self.decoder_shape,
+            )?;
         }
         state.position += 1;
         let h = h.reshape((n, ()))?;

@@ -329,7 +329,8 @@ impl Seq2Seq for T5 {
             if let Some((attn, norm)) = &block.cross_attn {
                 let (k, v) = &cache.cross_kv;
                 let x = norm.forward(&h)?;
-                h = (&h + attn.attend(&x, k, v, Some(&state.cross_mask))?)?;
+                let group = state.rows_per_input;
+                h = (&h + attn.attend_grouped(&x, k, v, &state.cross_mask, group)?)?;
             }
             h = (&h + block.ff.forward(&block.ff_norm.forward(&h)?, act)?)?;
         }
