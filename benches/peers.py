@@ -39,12 +39,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_ct2(model: str, ct2_dir: Path, quantization: str, column: str, sentences, tokens: int, threads: int):
+def convert_ct2(model: str, ct2_dir: Path, quantization: str) -> None:
     import ctranslate2
 
     if not (ct2_dir / "model.bin").exists():
         ctranslate2.converters.TransformersConverter(model).convert(str(ct2_dir), quantization=quantization, force=True)
-    src = source_tokens(model, sentences)
+
+
+def run_ct2(ct2_dir: Path, quantization: str, column: str, src: list[list[str]], tokens: int, threads: int):
+    import ctranslate2
+
     t0 = time.perf_counter()
     translator = ctranslate2.Translator(str(ct2_dir), device="cpu", compute_type=quantization, inter_threads=1,
                                         intra_threads=threads)
@@ -95,23 +99,37 @@ def main() -> None:
     sentences = [s for s in Path(a.sentences).read_text(encoding="utf-8").splitlines() if s.strip()]
     work = Path(a.work or Path(a.model).parent)
 
+    ct2_dir = lambda quant: work / f"{Path(a.model).name}-ct2-{quant}"  # noqa: E731
+    tokens_file = work / "source_tokens.json"
     if a.one:
         engine, column = a.one
         if engine == "transformers":
             result = run_transformers(a.model, column, sentences, a.tokens, a.threads)
+        elif engine == "convert":
+            convert_ct2(a.model, ct2_dir(column), column)
+            return
+        elif engine == "tokens":
+            tokens_file.write_text(json.dumps(source_tokens(a.model, sentences)), encoding="utf-8")
+            return
         else:
             quant = engine.split("-", 1)[1]
-            result = run_ct2(a.model, work / f"{Path(a.model).name}-ct2-{quant}", quant, column, sentences, a.tokens,
-                             a.threads)
+            src = json.loads(tokens_file.read_text(encoding="utf-8"))
+            result = run_ct2(ct2_dir(quant), quant, column, src, a.tokens, a.threads)
         print(json.dumps(result), flush=True)
         return
 
-    runs = [(f"ct2-{q}", c) for q in ("float32", "int8") for c in COLUMNS]
+    # Tokens and conversions first, each in a process of its own, and this process stays
+    # small: Linux carries a parent's peak RSS into a forked child, so the timed processes
+    # must not start from a big one.
+    runs = [("tokens", "-")] + [("convert", q) for q in ("float32", "int8")]
+    runs += [(f"ct2-{q}", c) for q in ("float32", "int8") for c in COLUMNS]
     runs += [("transformers", c) for c in a.transformers_columns.split(",") if c]
     for engine, column in runs:
         cmd = [sys.executable, __file__, "--model", a.model, "--sentences", a.sentences, "--tokens", str(a.tokens),
                "--threads", str(a.threads), "--work", str(work), "--one", engine, column]
         done = subprocess.run(cmd, capture_output=True, text=True)
+        if engine in ("tokens", "convert") and done.returncode == 0:
+            continue
         if done.returncode != 0:
             print(json.dumps({"engine": engine, "column": column, "error": done.stderr.strip().splitlines()[-1:]}),
                   flush=True)

@@ -97,6 +97,34 @@ impl Activation {
     }
 }
 
+/// The activation a BART-style config names, checked with its attention head counts
+/// (`d_model` must split evenly into heads); errors name `config_path`.
+pub fn checked_activation(
+    config_path: &std::path::Path,
+    activation_function: &str,
+    d_model: usize,
+    heads: [(&str, usize); 2],
+) -> Result<Activation> {
+    use crate::error::Error;
+    let activation = Activation::from_config(activation_function).ok_or_else(|| {
+        Error::file(
+            config_path,
+            format!(
+                "unsupported activation_function {activation_function:?} (supported: relu, swish, silu, gelu, gelu_new)"
+            ),
+        )
+    })?;
+    for (what, heads) in heads {
+        if heads == 0 || !d_model.is_multiple_of(heads) {
+            return Err(Error::file(
+                config_path,
+                format!("d_model {d_model} is not divisible by {what}_attention_heads {heads}"),
+            ));
+        }
+    }
+    Ok(activation)
+}
+
 /// Multi-head attention with separate q/k/v/out projections (BART/Marian style).
 pub struct Attention {
     q: Linear,

@@ -172,6 +172,7 @@ fn check_logits(name: &str) {
             let encoded = model.encode(&ids, &mask).unwrap();
             let mut state = model.start_decoding(&encoded, 1).unwrap();
             let n_steps = group.iter().map(|&i| steps[i].len()).min().unwrap();
+            #[allow(clippy::needless_range_loop)] // one step of every sentence of the group
             for step in 0..n_steps {
                 let tokens: Vec<u32> = group.iter().map(|&i| case.outputs[i].ids[step]).collect();
                 let logits = model

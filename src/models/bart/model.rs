@@ -6,7 +6,7 @@ use candle_nn::LayerNorm;
 use super::config::BartConfig;
 use crate::error::{Error, Result};
 use crate::models::layers::{
-    additive_mask, layer_norm, Activation, DecoderLayer, EncoderLayer, StackShape,
+    additive_mask, checked_activation, layer_norm, DecoderLayer, EncoderLayer, StackShape,
 };
 use crate::models::weights::Weights;
 use crate::models::{DecoderState, Encoded, Seq2Seq, SpecialTokens};
@@ -111,26 +111,15 @@ impl Bart {
         let w = Weights::load(dir, dtype, device)?;
         let d = config.d_model;
         let config_path = dir.join("config.json");
-        let activation = Activation::from_config(&config.activation_function).ok_or_else(|| {
-            Error::file(
-                &config_path,
-                format!(
-                    "unsupported activation_function {:?} (supported: relu, swish, silu, gelu, gelu_new)",
-                    config.activation_function
-                ),
-            )
-        })?;
-        for (what, heads) in [
-            ("encoder", config.encoder_attention_heads),
-            ("decoder", config.decoder_attention_heads),
-        ] {
-            if heads == 0 || !d.is_multiple_of(heads) {
-                return Err(Error::file(
-                    &config_path,
-                    format!("d_model {d} is not divisible by {what}_attention_heads {heads}"),
-                ));
-            }
-        }
+        let activation = checked_activation(
+            &config_path,
+            &config.activation_function,
+            d,
+            [
+                ("encoder", config.encoder_attention_heads),
+                ("decoder", config.decoder_attention_heads),
+            ],
+        )?;
         let v = config.vocab_size;
         let embed = w.get_first(
             &["model.shared.weight", "model.encoder.embed_tokens.weight"],

@@ -4,7 +4,9 @@ use candle_core::{DType, Device, Tensor};
 
 use super::config::MarianConfig;
 use crate::error::{Error, Result};
-use crate::models::layers::{additive_mask, Activation, DecoderLayer, EncoderLayer, StackShape};
+use crate::models::layers::{
+    additive_mask, checked_activation, DecoderLayer, EncoderLayer, StackShape,
+};
 use crate::models::weights::Weights;
 use crate::models::{DecoderState, Encoded, Seq2Seq, SpecialTokens};
 
@@ -40,26 +42,15 @@ impl Marian {
 
     pub fn from_weights(config: &MarianConfig, w: &Weights, dir: &Path) -> Result<Self> {
         let d = config.d_model;
-        let activation = Activation::from_config(&config.activation_function).ok_or_else(|| {
-            Error::file(
-                dir.join("config.json"),
-                format!(
-                    "unsupported activation_function {:?} (supported: relu, swish, silu, gelu, gelu_new)",
-                    config.activation_function
-                ),
-            )
-        })?;
-        for (what, heads) in [
-            ("encoder", config.encoder_attention_heads),
-            ("decoder", config.decoder_attention_heads),
-        ] {
-            if heads == 0 || !d.is_multiple_of(heads) {
-                return Err(Error::file(
-                    dir.join("config.json"),
-                    format!("d_model {d} is not divisible by {what}_attention_heads {heads}"),
-                ));
-            }
-        }
+        let activation = checked_activation(
+            &dir.join("config.json"),
+            &config.activation_function,
+            d,
+            [
+                ("encoder", config.encoder_attention_heads),
+                ("decoder", config.decoder_attention_heads),
+            ],
+        )?;
         let source_vocab = config.vocab_size;
         let target_vocab = config.target_vocab_size();
         // Tied checkpoints store the shared embedding under one of these names only.
