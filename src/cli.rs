@@ -65,8 +65,26 @@ pub struct TranslateArgs {
     pub from: String,
 
     /// Write the output to FILE (atomically: complete or not at all) instead of stdout
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        conflicts_with = "out_dir"
+    )]
     pub output: Option<PathBuf>,
+
+    /// Write one output per input into DIR, mirroring the inputs' tree, named
+    /// `stem.<to>.ext`; existing outputs are skipped unless --force
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// With --out-dir: translate the text files (.txt, .md) under directory arguments
+    #[arg(short = 'r', long, requires = "out_dir")]
+    pub recursive: bool,
+
+    /// With --out-dir: overwrite outputs that already exist
+    #[arg(long, requires = "out_dir")]
+    pub force: bool,
 
     /// Replace invalid UTF-8 in the input with U+FFFD instead of stopping with an error
     #[arg(long)]

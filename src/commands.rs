@@ -10,6 +10,7 @@ use dragoman::generation::GenerationOverrides;
 use dragoman::{device, hub, Summarizer, Translator};
 
 use crate::cli::{ModelsCommand, RuntimeArgs, SummarizeArgs, TranslateArgs};
+use crate::outputs;
 
 /// Lines translated together: enough sentences to fill batches, few enough to stream.
 const LINES_PER_BLOCK: usize = 64;
@@ -22,6 +23,9 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
         &args.runtime,
         &args.generation.overrides(),
     )?;
+    if let Some(out_dir) = &args.out_dir {
+        return translate_to_dir(&translator, args, out_dir);
+    }
     let inputs = inputs(&args.files)?;
     write_output(args.output.as_deref(), |out| {
         for input in &inputs {
@@ -29,6 +33,40 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// `--out-dir`: every input to its own file. A file that fails is reported and the others go
+/// on; the run fails at the end if any did. Ctrl-C stops it with no partial file.
+fn translate_to_dir(translator: &Translator, args: &TranslateArgs, out_dir: &Path) -> Result<()> {
+    let jobs = outputs::plan(&args.files, args.recursive, out_dir, &args.to)?;
+    outputs::catch_interrupts();
+    let mut failed = 0;
+    for job in &jobs {
+        if job.output.exists() && !args.force {
+            eprintln!(
+                "dragoman: {}: exists; skipped (pass --force to overwrite)",
+                job.output.display()
+            );
+            continue;
+        }
+        let written = outputs::create_parent(&job.output).and_then(|()| {
+            outputs::write_atomically(&job.output, |out| {
+                translate_input(translator, &job.input, args.lossy, out)
+            })
+        });
+        match written {
+            Ok(()) => {}
+            Err(err) if outputs::was_interrupted() => return Err(err),
+            Err(err) => {
+                eprintln!("dragoman: {err:#}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} inputs failed (see above)", jobs.len());
+    }
+    Ok(())
 }
 
 /// The inputs named on the command line (stdin for none), each checked to exist before any
@@ -53,20 +91,8 @@ fn write_output(
 ) -> Result<()> {
     match output {
         Some(path) => {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let mut temp = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("{}: cannot create the output file", path.display()))?;
-            {
-                let mut out = std::io::BufWriter::new(temp.as_file_mut());
-                write(&mut out)?;
-                out.flush()
-                    .with_context(|| format!("{}: cannot write", path.display()))?;
-            }
-            temp.persist(path)
-                .with_context(|| format!("{}: cannot write the output file", path.display()))?;
+            outputs::catch_interrupts();
+            outputs::write_atomically(path, write)?;
         }
         None => {
             let stdout = std::io::stdout();
@@ -289,6 +315,7 @@ fn translate_input(
             offset += read;
             block.push((text, ending));
         }
+        outputs::check_interrupted()?;
         if block.len() == LINES_PER_BLOCK || (read == 0 && !block.is_empty()) {
             let lines: Vec<&str> = block.iter().map(|(t, _)| t.as_str()).collect();
             let translated = translator

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod outputs;
 
 use std::process::ExitCode;
 
@@ -18,6 +19,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<outputs::Interrupted>().is_some() => {
+            eprintln!("dragoman: {err:#}");
+            ExitCode::from(130)
+        }
         Err(err) => {
             eprintln!("dragoman: {err:#}");
             let usage = matches!(

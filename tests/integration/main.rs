@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod folders;
 mod hub;
 mod hub_server;
 mod parity;
