@@ -24,6 +24,8 @@ pub enum Command {
     Translate(TranslateArgs),
     /// Summarize each input (stdin, or each FILE) as one document: one summary line each
     Summarize(SummarizeArgs),
+    /// A warm worker: JSON requests on stdin (one per line), JSON answers on stdout
+    Serve(ServeArgs),
     /// List, download, remove or locate models in the Hugging Face cache
     Models {
         #[command(subcommand)]
@@ -95,6 +97,16 @@ pub struct TranslateArgs {
 
     #[command(flatten)]
     pub generation: GenerationArgs,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Read requests from stdin and answer on stdout (the only transport so far)
+    #[arg(long, required = true)]
+    pub stdio: bool,
 
     #[command(flatten)]
     pub runtime: RuntimeArgs,

@@ -106,13 +106,45 @@ fn write_output(
 
 /// `dragoman summarize`: one summary line per document.
 pub fn summarize(args: &SummarizeArgs) -> Result<()> {
-    apply_runtime(&args.runtime);
-    let lang = args.lang.as_deref().unwrap_or("fr");
+    let mut summarizer = load_summarizer(
+        args.model.model.as_deref(),
+        &args.runtime,
+        &args.generation.overrides(),
+    )?;
+    if let Some(n) = args.runtime.max_batch {
+        summarizer.set_max_batch(n as usize);
+    }
+    let translator = summary_translator(args.lang.as_deref(), &args.runtime)?;
+    let inputs = inputs(&args.files)?;
+    write_output(args.output.as_deref(), |out| {
+        for input in &inputs {
+            let (label, document) = read_document(input, args.lossy)?;
+            let mut summary = summarizer
+                .summarize(&document)
+                .with_context(|| label.clone())?;
+            if let Some(translator) = &translator {
+                summary = translate_text(translator, &summary).with_context(|| label.clone())?;
+            }
+            out.write_all(summary.as_bytes())?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+        }
+        Ok(())
+    })
+}
+
+/// The summarizer `--model` names, or the catalog's French one, loaded with `overrides`.
+pub(crate) fn load_summarizer(
+    model: Option<&str>,
+    runtime: &RuntimeArgs,
+    overrides: &GenerationOverrides,
+) -> Result<Summarizer> {
+    apply_runtime(runtime);
     let catalog = Catalog::builtin();
     // Without --model, the French summarizer; any other language is a translation of its
     // summary (see models/catalog.toml for why).
-    let (spec, name) = match &args.model.model {
-        Some(spec) => (spec.clone(), spec.clone()),
+    let (spec, name) = match model {
+        Some(spec) => (spec.to_string(), spec.to_string()),
         None => {
             let entry = catalog.summarizer("fr")?;
             (
@@ -121,17 +153,14 @@ pub fn summarize(args: &SummarizeArgs) -> Result<()> {
             )
         }
     };
-    let dir = hub::resolve(&spec, hub_options(&args.runtime))?;
-    let device = device::select(&args.runtime.device)?;
-    let dtype = device::dtype(&args.runtime.dtype, &device)?;
+    let dir = hub::resolve(&spec, hub_options(runtime))?;
+    let device = device::select(&runtime.device)?;
+    let dtype = device::dtype(&runtime.dtype, &device)?;
     let mut summarizer =
         Summarizer::load(&dir, dtype, &device).with_context(|| format!("model {name}"))?;
     summarizer.set_name(name.clone());
-    summarizer.set_overrides(&args.generation.overrides())?;
-    if let Some(n) = args.runtime.max_batch {
-        summarizer.set_max_batch(n as usize);
-    }
-    if !args.runtime.quiet {
+    summarizer.set_overrides(overrides)?;
+    if !runtime.quiet {
         if !summarizer.has_task_parameters() && !catalog.lists(&name) {
             eprintln!(
                 "dragoman: note: model {name} has no summarization parameters (task_specific_params); it runs with its generation_config defaults"
@@ -141,40 +170,47 @@ pub fn summarize(args: &SummarizeArgs) -> Result<()> {
     } else {
         summarizer.set_notes(Box::new(|_| {}));
     }
-    if args.runtime.verbose {
+    if runtime.verbose {
         eprintln!("dragoman: model {name} from {}", dir.display());
         eprintln!("dragoman: generation settings {:?}", summarizer.settings());
     }
-    let translator = match lang {
-        "fr" => None,
-        to => Some(load_translator(
+    Ok(summarizer)
+}
+
+/// The translator a summary in `lang` goes through: none for French (the document's
+/// language), else the catalog's fr→lang model.
+pub(crate) fn summary_translator(
+    lang: Option<&str>,
+    runtime: &RuntimeArgs,
+) -> Result<Option<Translator>> {
+    match lang.unwrap_or("fr") {
+        "fr" => Ok(None),
+        to => Ok(Some(load_translator(
             None,
             "fr",
             to,
-            &args.runtime,
+            runtime,
             &GenerationOverrides::default(),
-        )?),
-    };
-    let inputs = inputs(&args.files)?;
-    write_output(args.output.as_deref(), |out| {
-        for input in &inputs {
-            let (label, document) = read_document(input, args.lossy)?;
-            let mut summary = summarizer
-                .summarize(&document)
-                .with_context(|| label.clone())?;
-            if let Some(translator) = &translator {
-                let lines: Vec<&str> = summary.lines().collect();
-                summary = translator
-                    .translate_lines(&lines)
-                    .with_context(|| label.clone())?
-                    .join("\n");
-            }
-            out.write_all(summary.as_bytes())?;
-            out.write_all(b"\n")?;
-            out.flush()?;
-        }
-        Ok(())
-    })
+        )?)),
+    }
+}
+
+/// Translates a text as the CLI translates a stream: line by line, each line keeping its
+/// terminator.
+pub(crate) fn translate_text(translator: &Translator, text: &str) -> Result<String> {
+    let mut lines = Vec::new();
+    let mut endings = Vec::new();
+    for raw in text.split_inclusive('\n') {
+        let (body, ending) = split_line_ending(raw.as_bytes());
+        lines.push(std::str::from_utf8(body).unwrap_or_default());
+        endings.push(ending);
+    }
+    let translated = translator.translate_lines(&lines)?;
+    Ok(translated
+        .iter()
+        .zip(endings)
+        .map(|(line, ending)| format!("{line}{ending}"))
+        .collect())
 }
 
 /// A whole input as text, with the name errors should give it.
@@ -216,7 +252,7 @@ fn note_unsupported(name: &str, unsupported: &[String]) {
 }
 
 /// The model `--model` names, or the catalog's for `from`→`to`, loaded with `overrides`.
-fn load_translator(
+pub(crate) fn load_translator(
     model: Option<&str>,
     from: &str,
     to: &str,

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod outputs;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -14,6 +15,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         cli::Command::Translate(args) => commands::translate(args),
         cli::Command::Summarize(args) => commands::summarize(args),
+        cli::Command::Serve(args) => serve::stdio(&args.runtime),
         cli::Command::Models { command, runtime } => commands::models(command, runtime),
     };
     match result {

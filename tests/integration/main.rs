@@ -7,4 +7,5 @@ mod folders;
 mod hub;
 mod hub_server;
 mod parity;
+mod serve;
 mod summarize;
