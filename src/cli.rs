@@ -62,8 +62,9 @@ pub struct TranslateArgs {
     #[arg(long, default_value = "en")]
     pub to: String,
 
-    /// Source language
-    #[arg(long, default_value = "fr")]
+    /// Source language: picks the catalog model, and inputs that do not look like it get a
+    /// warning ("auto": French, the catalog's source language)
+    #[arg(long, default_value = "auto")]
     pub from: String,
 
     /// Write the output to FILE (atomically: complete or not at all) instead of stdout

@@ -15,10 +15,33 @@ use crate::outputs;
 /// Lines translated together: enough sentences to fill batches, few enough to stream.
 const LINES_PER_BLOCK: usize = 64;
 
+/// The language inputs are checked against (none with -q).
+fn check_language(args: &TranslateArgs) -> Option<&str> {
+    (!args.runtime.quiet).then(|| source_language(&args.from))
+}
+
+/// One line on stderr when `text` reliably is not in `expected`; the work goes on.
+fn warn_language(name: &str, text: &str, expected: &str) {
+    if let Some(found) = dragoman::text::unexpected_language(text, expected) {
+        eprintln!(
+            "dragoman: warning: {name} looks like {found}, not {expected} (the model's source language); going on anyway"
+        );
+    }
+}
+
+/// The source language `--from` stands for (`auto`: the catalog's, French).
+fn source_language(from: &str) -> &str {
+    if from == "auto" {
+        "fr"
+    } else {
+        from
+    }
+}
+
 pub fn translate(args: &TranslateArgs) -> Result<()> {
     let translator = load_translator(
         args.model.model.as_deref(),
-        &args.from,
+        source_language(&args.from),
         &args.to,
         &args.runtime,
         &args.generation.overrides(),
@@ -29,7 +52,7 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
     let inputs = inputs(&args.files)?;
     write_output(args.output.as_deref(), |out| {
         for input in &inputs {
-            translate_input(&translator, input, args.lossy, out)?;
+            translate_input(&translator, input, args.lossy, check_language(args), out)?;
         }
         Ok(())
     })
@@ -51,7 +74,13 @@ fn translate_to_dir(translator: &Translator, args: &TranslateArgs, out_dir: &Pat
         }
         let written = outputs::create_parent(&job.output).and_then(|()| {
             outputs::write_atomically(&job.output, |out| {
-                translate_input(translator, &job.input, args.lossy, out)
+                translate_input(
+                    translator,
+                    &job.input,
+                    args.lossy,
+                    check_language(args),
+                    out,
+                )
             })
         });
         match written {
@@ -119,6 +148,10 @@ pub fn summarize(args: &SummarizeArgs) -> Result<()> {
     write_output(args.output.as_deref(), |out| {
         for input in &inputs {
             let (label, document) = read_document(input, args.lossy)?;
+            // The catalog's summarizer reads French; a model named with --model may not.
+            if args.model.model.is_none() && !args.runtime.quiet {
+                warn_language(&label, &document, "fr");
+            }
             let mut summary = summarizer
                 .summarize(&document)
                 .with_context(|| label.clone())?;
@@ -311,6 +344,7 @@ fn translate_input(
     translator: &Translator,
     input: &Path,
     lossy: bool,
+    mut language: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<()> {
     let name = if input.as_os_str() == "-" {
@@ -354,6 +388,10 @@ fn translate_input(
         outputs::check_interrupted()?;
         if block.len() == LINES_PER_BLOCK || (read == 0 && !block.is_empty()) {
             let lines: Vec<&str> = block.iter().map(|(t, _)| t.as_str()).collect();
+            // The first block tells the language; one warning per input at most.
+            if let Some(expected) = language.take() {
+                warn_language(&name, &lines.join("\n"), expected);
+            }
             let translated = translator
                 .translate_lines(&lines)
                 .with_context(|| name.clone())?;

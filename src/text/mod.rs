@@ -15,13 +15,18 @@
 //!    [`LineLayout::reassemble`] restores indentation and trailing white space, keeping the
 //!    output to exactly one line per input line.
 //!
+//! [`unexpected_language`] tells, for a warning, when an input is not in the model's source
+//! language.
+//!
 //! Every function here is total over `&str` (no panics, control characters and any script
 //! included) and linear in the input, apart from the token counting `split_long` asks for.
 
+mod language;
 mod lines;
 mod long;
 mod segment;
 
+pub use language::unexpected_language;
 pub use lines::LineLayout;
 pub use long::split_long;
 pub use segment::split_sentences;

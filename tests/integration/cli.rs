@@ -336,3 +336,33 @@ fn a_closed_stdout_ends_quietly_with_success() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn text_in_another_language_gets_one_warning_and_is_translated_anyway() {
+    let english = "The president paid an official visit to the capital, where he praised the country's neutrality and met several ministers.\nHe then flew home.\n";
+    let french = "Le président a effectué une visite officielle dans la capitale, où il a salué la neutralité du pays.\n";
+    let assert = translate_with(&fixture("fr-en"))
+        .write_stdin(english)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "<stdin> looks like English, not fr",
+        ));
+    assert_eq!(
+        String::from_utf8_lossy(&assert.get_output().stdout)
+            .lines()
+            .count(),
+        2
+    );
+    translate_with(&fixture("fr-en"))
+        .write_stdin(french)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("looks like").not());
+    translate_with(&fixture("fr-en"))
+        .arg("-q")
+        .write_stdin(english)
+        .assert()
+        .success()
+        .stderr("");
+}
