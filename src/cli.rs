@@ -89,6 +89,11 @@ pub struct TranslateArgs {
     #[arg(long, requires = "out_dir")]
     pub force: bool,
 
+    /// How inputs are read: `markdown` translates only the text of a Markdown document and
+    /// keeps its syntax byte for byte; `auto` means markdown for .md/.markdown files
+    #[arg(long, default_value = "auto", value_parser = ["auto", "text", "markdown"])]
+    pub input_format: String,
+
     /// Replace invalid UTF-8 in the input with U+FFFD instead of stopping with an error
     #[arg(long)]
     pub lossy: bool,

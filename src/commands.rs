@@ -15,6 +15,58 @@ use crate::outputs;
 /// Lines translated together: enough sentences to fill batches, few enough to stream.
 const LINES_PER_BLOCK: usize = 64;
 
+/// Translates one input as Markdown or as plain text, as `--input-format` (or, by default,
+/// its extension) says.
+fn translate_any(
+    translator: &Translator,
+    input: &Path,
+    args: &TranslateArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let markdown = match args.input_format.as_str() {
+        "markdown" => true,
+        "text" => false,
+        _ => input
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "md" | "markdown")),
+    };
+    if markdown {
+        translate_markdown(translator, input, args.lossy, check_language(args), out)
+    } else {
+        translate_input(translator, input, args.lossy, check_language(args), out)
+    }
+}
+
+/// A Markdown document, edited in place: only its text spans are translated (see
+/// `dragoman::text::markdown`); every other byte is written back as it came.
+fn translate_markdown(
+    translator: &Translator,
+    input: &Path,
+    lossy: bool,
+    language: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    use dragoman::text::markdown;
+    let (label, doc) = read_document(input, lossy)?;
+    let spans = markdown::translatable_spans(&doc);
+    let texts: Vec<&str> = spans.iter().map(|r| &doc[r.clone()]).collect();
+    if let Some(expected) = language {
+        warn_language(&label, &texts.join("\n"), expected);
+    }
+    let mut translated = Vec::with_capacity(texts.len());
+    for block in texts.chunks(LINES_PER_BLOCK) {
+        outputs::check_interrupted()?;
+        translated.extend(
+            translator
+                .translate_lines(block)
+                .with_context(|| label.clone())?,
+        );
+    }
+    out.write_all(markdown::replace_spans(&doc, &spans, &translated).as_bytes())?;
+    Ok(())
+}
+
 /// The language inputs are checked against (none with -q).
 fn check_language(args: &TranslateArgs) -> Option<&str> {
     (!args.runtime.quiet).then(|| source_language(&args.from))
@@ -52,7 +104,7 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
     let inputs = inputs(&args.files)?;
     write_output(args.output.as_deref(), |out| {
         for input in &inputs {
-            translate_input(&translator, input, args.lossy, check_language(args), out)?;
+            translate_any(&translator, input, args, out)?;
         }
         Ok(())
     })
@@ -148,12 +200,13 @@ pub fn summarize(args: &SummarizeArgs) -> Result<()> {
     write_output(args.output.as_deref(), |out| {
         for input in &inputs {
             let (label, document) = read_document(input, args.lossy)?;
+            let document = document.strip_prefix('\u{feff}').unwrap_or(&document);
             // The catalog's summarizer reads French; a model named with --model may not.
             if args.model.model.is_none() && !args.runtime.quiet {
-                warn_language(&label, &document, "fr");
+                warn_language(&label, document, "fr");
             }
             let mut summary = summarizer
-                .summarize(&document)
+                .summarize(document)
                 .with_context(|| label.clone())?;
             if let Some(translator) = &translator {
                 summary = translate_text(translator, &summary).with_context(|| label.clone())?;
@@ -246,7 +299,7 @@ pub(crate) fn translate_text(translator: &Translator, text: &str) -> Result<Stri
         .collect())
 }
 
-/// A whole input as text, with the name errors should give it.
+/// A whole input as text (a byte-order mark included), with the name errors should give it.
 fn read_document(input: &Path, lossy: bool) -> Result<(String, String)> {
     let (label, bytes) = if input.as_os_str() == "-" {
         let mut bytes = Vec::new();
@@ -268,10 +321,6 @@ fn read_document(input: &Path, lossy: bool) -> Result<(String, String)> {
             e.utf8_error().valid_up_to()
         ),
     };
-    let text = text
-        .strip_prefix('\u{feff}')
-        .map(str::to_string)
-        .unwrap_or(text);
     Ok((label, text))
 }
 

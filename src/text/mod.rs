@@ -24,6 +24,7 @@
 mod language;
 mod lines;
 mod long;
+pub mod markdown;
 mod segment;
 
 pub use language::unexpected_language;

@@ -366,3 +366,32 @@ fn text_in_another_language_gets_one_warning_and_is_translated_anyway() {
         .success()
         .stderr("");
 }
+
+/// A .md file is edited in place: its text is translated, its syntax, code and URLs kept.
+#[test]
+fn markdown_keeps_its_syntax_code_and_urls() {
+    let (s, t) = greedy_reference();
+    let doc = format!(
+        "# {}\n\n{} `Le code` [{}](https://exemple.fr/Le-chat)\n\n```\nLe {}\n```\n",
+        s[0], s[1], s[2], s[3]
+    );
+    let want = format!(
+        "# {}\n\n{} `Le code` [{}](https://exemple.fr/Le-chat)\n\n```\nLe {}\n```\n",
+        t[0], t[1], t[2], s[3]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("article.md");
+    std::fs::write(&path, &doc).unwrap();
+    translate_with(&fixture("fr-en"))
+        .arg(&path)
+        .assert()
+        .success()
+        .stdout(want.clone());
+    // The same text from stdin is Markdown only when asked.
+    translate_with(&fixture("fr-en"))
+        .args(["--input-format", "markdown"])
+        .write_stdin(doc)
+        .assert()
+        .success()
+        .stdout(want);
+}
