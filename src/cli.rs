@@ -89,6 +89,12 @@ pub struct TranslateArgs {
     #[arg(long, requires = "out_dir")]
     pub force: bool,
 
+    /// Output: the translated text, or per input document its paragraphs and sentences aligned
+    /// source → target with the model, revision, settings and timings (`json`: one array;
+    /// `jsonl`: one object per line)
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "jsonl"])]
+    pub format: String,
+
     /// How inputs are read: `markdown` translates only the text of a Markdown document and
     /// keeps its syntax byte for byte; `auto` means markdown for .md/.markdown files
     #[arg(long, default_value = "auto", value_parser = ["auto", "text", "markdown"])]

@@ -67,6 +67,52 @@ fn translate_markdown(
     Ok(())
 }
 
+/// One input as a JSON document: its lines (paragraphs) and their sentences aligned source →
+/// target, the model, the settings, the timings.
+fn translate_structured(
+    translator: &Translator,
+    info: &ModelInfo,
+    input: &Path,
+    args: &TranslateArgs,
+) -> Result<serde_json::Value> {
+    use serde_json::json;
+    let (label, doc) = read_document(input, args.lossy)?;
+    let doc = doc.strip_prefix('\u{feff}').unwrap_or(&doc);
+    let lines: Vec<&str> = doc.lines().collect();
+    if let Some(expected) = check_language(args) {
+        warn_language(&label, doc, expected);
+    }
+    let started = std::time::Instant::now();
+    let mut paragraphs = Vec::with_capacity(lines.len());
+    for block in lines.chunks(LINES_PER_BLOCK) {
+        outputs::check_interrupted()?;
+        let translated = translator
+            .translate_lines_aligned(block)
+            .with_context(|| label.clone())?;
+        for (source, line) in block.iter().zip(translated) {
+            let sentences: Vec<_> = line
+                .sentences
+                .iter()
+                .map(|(s, t)| json!({"source": s, "target": t}))
+                .collect();
+            paragraphs.push(json!({"source": source, "target": line.text, "sentences": sentences}));
+        }
+    }
+    Ok(json!({
+        "input": label,
+        "model": info.name,
+        "revision": info.revision,
+        "from": source_language(&args.from),
+        "to": args.to,
+        "settings": translator.settings(),
+        "paragraphs": paragraphs,
+        "timings": {
+            "load_seconds": info.load_seconds,
+            "translate_seconds": started.elapsed().as_secs_f64(),
+        },
+    }))
+}
+
 /// The language inputs are checked against (none with -q).
 fn check_language(args: &TranslateArgs) -> Option<&str> {
     (!args.runtime.quiet).then(|| source_language(&args.from))
@@ -91,7 +137,7 @@ fn source_language(from: &str) -> &str {
 }
 
 pub fn translate(args: &TranslateArgs) -> Result<()> {
-    let translator = load_translator(
+    let (translator, info) = load_translator(
         args.model.model.as_deref(),
         source_language(&args.from),
         &args.to,
@@ -99,12 +145,35 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
         &args.generation.overrides(),
     )?;
     if let Some(out_dir) = &args.out_dir {
+        if args.format != "text" {
+            anyhow::bail!(
+                "--format {} writes to stdout or -o FILE, not --out-dir",
+                args.format
+            );
+        }
         return translate_to_dir(&translator, args, out_dir);
     }
     let inputs = inputs(&args.files)?;
     write_output(args.output.as_deref(), |out| {
+        let mut documents = Vec::new();
         for input in &inputs {
-            translate_any(&translator, input, args, out)?;
+            match args.format.as_str() {
+                "text" => translate_any(&translator, input, args, out)?,
+                format => {
+                    let document = translate_structured(&translator, &info, input, args)?;
+                    if format == "jsonl" {
+                        serde_json::to_writer(&mut *out, &document)?;
+                        out.write_all(b"\n")?;
+                        out.flush()?;
+                    } else {
+                        documents.push(document);
+                    }
+                }
+            }
+        }
+        if args.format == "json" {
+            serde_json::to_writer_pretty(&mut *out, &documents)?;
+            out.write_all(b"\n")?;
         }
         Ok(())
     })
@@ -271,13 +340,9 @@ pub(crate) fn summary_translator(
 ) -> Result<Option<Translator>> {
     match lang.unwrap_or("fr") {
         "fr" => Ok(None),
-        to => Ok(Some(load_translator(
-            None,
-            "fr",
-            to,
-            runtime,
-            &GenerationOverrides::default(),
-        )?)),
+        to => Ok(Some(
+            load_translator(None, "fr", to, runtime, &GenerationOverrides::default())?.0,
+        )),
     }
 }
 
@@ -333,6 +398,15 @@ fn note_unsupported(name: &str, unsupported: &[String]) {
     }
 }
 
+/// Which model a run used, for structured output.
+pub(crate) struct ModelInfo {
+    /// The hub id or directory, as named.
+    pub name: String,
+    /// The snapshot's commit for a hub model; "local" for a directory.
+    pub revision: String,
+    pub load_seconds: f64,
+}
+
 /// The model `--model` names, or the catalog's for `from`→`to`, loaded with `overrides`.
 pub(crate) fn load_translator(
     model: Option<&str>,
@@ -340,7 +414,8 @@ pub(crate) fn load_translator(
     to: &str,
     runtime: &RuntimeArgs,
     overrides: &GenerationOverrides,
-) -> Result<Translator> {
+) -> Result<(Translator, ModelInfo)> {
+    let started = std::time::Instant::now();
     apply_runtime(runtime);
     let (spec, name) = match model {
         Some(spec) => (spec.to_string(), spec.to_string()),
@@ -368,7 +443,18 @@ pub(crate) fn load_translator(
         eprintln!("dragoman: model {name} from {}", dir.display());
         eprintln!("dragoman: generation settings {:?}", translator.settings());
     }
-    Ok(translator)
+    // A hub model lives in `.../snapshots/<commit>`.
+    let in_snapshot = dir.parent().and_then(|p| p.file_name()) == Some("snapshots".as_ref());
+    let revision = match dir.file_name() {
+        Some(commit) if in_snapshot => commit.to_string_lossy().into_owned(),
+        _ => "local".to_string(),
+    };
+    let info = ModelInfo {
+        name,
+        revision,
+        load_seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((translator, info))
 }
 
 /// Offline from the flag or the environment; progress bars only for a person watching.

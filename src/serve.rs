@@ -105,7 +105,7 @@ fn answer(models: &mut Models, request: &Request, runtime: &RuntimeArgs) -> Resu
                 request.to.clone().unwrap_or_else(|| "en".into()),
             );
             if !models.translators.contains_key(&key) {
-                let translator = load_translator(
+                let (translator, _) = load_translator(
                     key.0.as_deref(),
                     &key.1,
                     &key.2,

@@ -9,7 +9,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 
 /// transformers' `early_stopping`: `true`, `false` (a heuristic) or `"never"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum EarlyStopping {
     /// Stop a sentence as soon as `num_beams` hypotheses are finished.
     Always,
@@ -147,7 +148,7 @@ impl GenerationOverrides {
 
 /// The settings one generation runs with, lengths counted as transformers counts them for
 /// encoder-decoder models: the decoder start token included.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct GenerationSettings {
     pub num_beams: usize,
     pub max_length: usize,

@@ -13,6 +13,13 @@ use crate::tokenizer::Tokenizer;
 /// Where notes for the user (long sentences split, …) go; the CLI prints them on stderr.
 pub type NoteSink = Box<dyn Fn(&str) + Send + Sync>;
 
+/// One translated line: its text as printed, and its (source, translation) sentence pairs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranslatedLine {
+    pub text: String,
+    pub sentences: Vec<(String, String)>,
+}
+
 /// A loaded translation model: an [`Engine`] plus the line and sentence pipeline.
 pub struct Translator {
     engine: Engine,
@@ -126,6 +133,15 @@ impl Translator {
     /// Translates a block of lines, keeping the line structure: one output line per input
     /// line, indentation and blank lines kept, sentences joined by their original spacing.
     pub fn translate_lines(&self, lines: &[&str]) -> Result<Vec<String>> {
+        Ok(self
+            .translate_lines_aligned(lines)?
+            .into_iter()
+            .map(|line| line.text)
+            .collect())
+    }
+
+    /// [`Translator::translate_lines`], with each line's sentences and their translations.
+    pub fn translate_lines_aligned(&self, lines: &[&str]) -> Result<Vec<TranslatedLine>> {
         let mut sentences: Vec<&str> = Vec::new();
         let mut layouts = Vec::with_capacity(lines.len());
         for line in lines {
@@ -148,7 +164,19 @@ impl Translator {
                     }
                     out.push_str(&translated[first + k]);
                 }
-                layout.reassemble(line, &out)
+                TranslatedLine {
+                    text: layout.reassemble(line, &out),
+                    sentences: ranges
+                        .iter()
+                        .enumerate()
+                        .map(|(k, range)| {
+                            (
+                                content[range.clone()].to_string(),
+                                translated[first + k].clone(),
+                            )
+                        })
+                        .collect(),
+                }
             })
             .collect())
     }

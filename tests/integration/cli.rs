@@ -395,3 +395,55 @@ fn markdown_keeps_its_syntax_code_and_urls() {
         .success()
         .stdout(want);
 }
+
+#[test]
+fn json_output_aligns_paragraphs_and_sentences_with_model_and_settings() {
+    let (s, t) = greedy_reference();
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.txt");
+    let b = dir.path().join("b.txt");
+    std::fs::write(&a, format!("{} {}\n\n{}\n", s[1], s[2], s[0])).unwrap();
+    std::fs::write(&b, format!("{}\n", s[3])).unwrap();
+    let assert = translate_with(&fixture("fr-en"))
+        .args(["--format", "jsonl"])
+        .arg(&a)
+        .arg(&b)
+        .assert()
+        .success();
+    let out = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    let docs: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 2);
+    let first = &docs[0];
+    assert_eq!(first["input"], a.display().to_string());
+    assert_eq!(first["model"], fixture("fr-en").display().to_string());
+    assert_eq!(first["revision"], "local");
+    assert_eq!(first["settings"]["num_beams"], 1);
+    assert_eq!(first["settings"]["max_length"], 21);
+    assert!(first["timings"]["translate_seconds"].as_f64().unwrap() >= 0.0);
+    let paragraphs = first["paragraphs"].as_array().unwrap();
+    assert_eq!(paragraphs.len(), 3);
+    assert_eq!(paragraphs[0]["source"], format!("{} {}", s[1], s[2]));
+    assert_eq!(paragraphs[0]["target"], format!("{} {}", t[1], t[2]));
+    assert_eq!(
+        paragraphs[0]["sentences"],
+        serde_json::json!([{"source": s[1], "target": t[1]}, {"source": s[2], "target": t[2]}])
+    );
+    assert_eq!(
+        paragraphs[1],
+        serde_json::json!({"source": "", "target": "", "sentences": []})
+    );
+    assert_eq!(docs[1]["paragraphs"][0]["target"], t[3]);
+
+    // --format json: the same documents in one array.
+    let assert = translate_with(&fixture("fr-en"))
+        .args(["--format", "json"])
+        .arg(&a)
+        .arg(&b)
+        .assert()
+        .success();
+    let array: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    assert_eq!(array[1]["paragraphs"], docs[1]["paragraphs"]);
+}
