@@ -11,6 +11,7 @@ use dragoman::{device, hub, Summarizer, Translator};
 
 use crate::cli::{ModelsCommand, RuntimeArgs, SummarizeArgs, TranslateArgs};
 use crate::outputs;
+use crate::progress::{self, Progress};
 
 /// Lines translated together: enough sentences to fill batches, few enough to stream.
 const LINES_PER_BLOCK: usize = 64;
@@ -21,8 +22,10 @@ fn translate_any(
     translator: &Translator,
     input: &Path,
     args: &TranslateArgs,
+    progress: &Progress,
     out: &mut dyn Write,
 ) -> Result<()> {
+    progress.file(&input.display().to_string());
     let markdown = match args.input_format.as_str() {
         "markdown" => true,
         "text" => false,
@@ -32,9 +35,12 @@ fn translate_any(
             .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "md" | "markdown")),
     };
     if markdown {
-        translate_markdown(translator, input, args.lossy, check_language(args), out)
+        let done = translate_markdown(translator, input, args.lossy, check_language(args), out);
+        progress.advance(std::fs::metadata(input).map(|m| m.len()).unwrap_or(0));
+        done
     } else {
-        translate_input(translator, input, args.lossy, check_language(args), out)
+        let language = check_language(args);
+        translate_input(translator, input, args.lossy, language, progress, out)
     }
 }
 
@@ -154,11 +160,15 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
         return translate_to_dir(&translator, args, out_dir);
     }
     let inputs = inputs(&args.files)?;
-    write_output(args.output.as_deref(), |out| {
+    let progress = Progress::new(
+        progress::total_bytes(inputs.iter().map(PathBuf::as_path)),
+        args.runtime.quiet || args.files.is_empty(),
+    );
+    let written = write_output(args.output.as_deref(), |out| {
         let mut documents = Vec::new();
         for input in &inputs {
             match args.format.as_str() {
-                "text" => translate_any(&translator, input, args, out)?,
+                "text" => translate_any(&translator, input, args, &progress, out)?,
                 format => {
                     let document = translate_structured(&translator, &info, input, args)?;
                     if format == "jsonl" {
@@ -176,7 +186,9 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
             out.write_all(b"\n")?;
         }
         Ok(())
-    })
+    });
+    progress.finish();
+    written
 }
 
 /// `--out-dir`: every input to its own file. A file that fails is reported and the others go
@@ -184,6 +196,10 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
 fn translate_to_dir(translator: &Translator, args: &TranslateArgs, out_dir: &Path) -> Result<()> {
     let jobs = outputs::plan(&args.files, args.recursive, out_dir, &args.to)?;
     outputs::catch_interrupts();
+    let progress = Progress::new(
+        progress::total_bytes(jobs.iter().map(|j| j.input.as_path())),
+        args.runtime.quiet,
+    );
     let mut failed = 0;
     for job in &jobs {
         if job.output.exists() && !args.force {
@@ -191,17 +207,12 @@ fn translate_to_dir(translator: &Translator, args: &TranslateArgs, out_dir: &Pat
                 "dragoman: {}: exists; skipped (pass --force to overwrite)",
                 job.output.display()
             );
+            progress.advance(std::fs::metadata(&job.input).map(|m| m.len()).unwrap_or(0));
             continue;
         }
         let written = outputs::create_parent(&job.output).and_then(|()| {
             outputs::write_atomically(&job.output, |out| {
-                translate_input(
-                    translator,
-                    &job.input,
-                    args.lossy,
-                    check_language(args),
-                    out,
-                )
+                translate_any(translator, &job.input, args, &progress, out)
             })
         });
         match written {
@@ -213,6 +224,7 @@ fn translate_to_dir(translator: &Translator, args: &TranslateArgs, out_dir: &Pat
             }
         }
     }
+    progress.finish();
     if failed > 0 {
         anyhow::bail!("{failed} of {} inputs failed (see above)", jobs.len());
     }
@@ -480,6 +492,7 @@ fn translate_input(
     input: &Path,
     lossy: bool,
     mut language: Option<&str>,
+    progress: &Progress,
     out: &mut dyn Write,
 ) -> Result<()> {
     let name = if input.as_os_str() == "-" {
@@ -518,6 +531,7 @@ fn translate_input(
             };
             out.write_all(bom.as_bytes())?;
             offset += read;
+            progress.advance(read as u64);
             block.push((text, ending));
         }
         outputs::check_interrupted()?;

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod outputs;
+mod progress;
 mod serve;
 
 use std::process::ExitCode;

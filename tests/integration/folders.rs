@@ -54,7 +54,11 @@ fn out_dir_mirrors_the_tree_and_holds_only_the_outputs() {
         format!("{}\n\n{}\n", sources[0], sources[1]),
     )
     .unwrap();
-    std::fs::write(input.join("2025/12/b.md"), format!("{}\n", sources[2])).unwrap();
+    std::fs::write(
+        input.join("2025/12/b.md"),
+        format!("{}\n\n```\n{}\n```\n", sources[2], sources[4]),
+    )
+    .unwrap();
     std::fs::write(input.join("2025/12/photo.jpg"), b"\xff\xd8\xff").unwrap();
     std::fs::write(input.join(".git/HEAD"), "ref: main\n").unwrap();
     std::fs::write(input.join("empty.txt"), "").unwrap();
@@ -77,9 +81,10 @@ fn out_dir_mirrors_the_tree_and_holds_only_the_outputs() {
         std::fs::read_to_string(out.join("a.en.txt")).unwrap(),
         format!("{}\n\n{}\n", targets[0], targets[1])
     );
+    // Markdown: the code block is kept as it is.
     assert_eq!(
         std::fs::read_to_string(out.join("2025/12/b.en.md")).unwrap(),
-        format!("{}\n", targets[2])
+        format!("{}\n\n```\n{}\n```\n", targets[2], sources[4])
     );
     assert_eq!(
         std::fs::read_to_string(out.join("empty.en.txt")).unwrap(),
