@@ -115,10 +115,24 @@ pub struct TranslateArgs {
 }
 
 #[derive(Debug, Args)]
+#[group(id = "transport", required = true, multiple = false, args = ["stdio", "http"])]
 pub struct ServeArgs {
-    /// Read requests from stdin and answer on stdout (the only transport so far)
-    #[arg(long, required = true)]
+    /// Read requests from stdin (one JSON object per line) and answer on stdout
+    #[arg(long)]
     pub stdio: bool,
+
+    /// Listen on ADDR (`127.0.0.1:8080`, or a port alone for loopback): POST /v1/translate and
+    /// /v1/summarize, GET /health and /v1/models
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+
+    /// Models requests may name by local directory (hub ids are always accepted)
+    #[arg(long, value_name = "DIR|HUB_ID")]
+    pub model: Vec<String>,
+
+    /// Largest request body accepted over HTTP, in bytes
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_request_bytes: usize,
 
     #[command(flatten)]
     pub runtime: RuntimeArgs,
@@ -201,7 +215,7 @@ impl GenerationArgs {
     }
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RuntimeArgs {
     /// Where to run: auto, cpu, cuda[:N] or metal
     #[arg(long, default_value = "cpu")]

@@ -361,18 +361,34 @@ pub(crate) fn summary_translator(
 /// Translates a text as the CLI translates a stream: line by line, each line keeping its
 /// terminator.
 pub(crate) fn translate_text(translator: &Translator, text: &str) -> Result<String> {
+    Ok(translate_texts(translator, &[text])?.remove(0))
+}
+
+/// [`translate_text`] for several texts at once: their lines are translated as one batch.
+pub(crate) fn translate_texts(translator: &Translator, texts: &[&str]) -> Result<Vec<String>> {
     let mut lines = Vec::new();
     let mut endings = Vec::new();
-    for raw in text.split_inclusive('\n') {
-        let (body, ending) = split_line_ending(raw.as_bytes());
-        lines.push(std::str::from_utf8(body).unwrap_or_default());
-        endings.push(ending);
+    let mut counts = Vec::with_capacity(texts.len());
+    for text in texts {
+        let before = lines.len();
+        for raw in text.split_inclusive('\n') {
+            let (body, ending) = split_line_ending(raw.as_bytes());
+            lines.push(std::str::from_utf8(body).unwrap_or_default());
+            endings.push(ending);
+        }
+        counts.push(lines.len() - before);
     }
     let translated = translator.translate_lines(&lines)?;
-    Ok(translated
-        .iter()
-        .zip(endings)
-        .map(|(line, ending)| format!("{line}{ending}"))
+    let mut pieces = translated.iter().zip(endings);
+    Ok(counts
+        .into_iter()
+        .map(|n| {
+            pieces
+                .by_ref()
+                .take(n)
+                .map(|(line, ending)| format!("{line}{ending}"))
+                .collect()
+        })
         .collect())
 }
 

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         cli::Command::Translate(args) => commands::translate(args),
         cli::Command::Summarize(args) => commands::summarize(args),
-        cli::Command::Serve(args) => serve::stdio(&args.runtime),
+        cli::Command::Serve(args) => serve::run(args),
         cli::Command::Models { command, runtime } => commands::models(command, runtime),
     };
     match result {
