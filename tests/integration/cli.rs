@@ -447,3 +447,31 @@ fn json_output_aligns_paragraphs_and_sentences_with_model_and_settings() {
     let array: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
     assert_eq!(array[1]["paragraphs"], docs[1]["paragraphs"]);
 }
+
+/// Robustness: control characters, mixed scripts and right-to-left text give one line each;
+/// a 1 MB line (no line break) gives one line, split for the model with a note, no panic.
+#[test]
+fn odd_input_keeps_its_shape() {
+    let odd = "Bonjour\u{0}\u{7}\u{1b}[31m rouge\u{1b}[0m Привет 你好 😀 مرحبا\u{200f} \u{feff}fin\n\t\u{b}\u{c}\n";
+    let quick = |tokens: &str| {
+        let mut cmd = dragoman();
+        cmd.arg("translate")
+            .arg("--model")
+            .arg(fixture("fr-en"))
+            .args(["--beams", "1", "--max-new-tokens", tokens]);
+        cmd
+    };
+    let assert = quick("4").write_stdin(odd).assert().success();
+    let out = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert_eq!(out.matches('\n').count(), 2, "{out:?}");
+
+    let long = "Le chat dort sur le canapé, ".repeat(38_000);
+    assert!(long.len() > 1_000_000);
+    let assert = quick("1")
+        .write_stdin(format!("{long}\n"))
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("translated in"));
+    let out = &assert.get_output().stdout;
+    assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+}
