@@ -40,7 +40,50 @@ pub fn translatable_spans(doc: &str) -> Vec<Range<usize>> {
             _ => {}
         }
     }
+    // Bare URLs in text (not written as links) are not text to translate either.
     spans
+        .into_iter()
+        .flat_map(|span| without_urls(doc, span))
+        .collect()
+}
+
+/// `span` minus the bare URLs in it (`http://…`, `https://…`, `www.…` up to white space), and
+/// minus the pieces left with only white space and punctuation.
+fn without_urls(doc: &str, span: Range<usize>) -> Vec<Range<usize>> {
+    let text = &doc[span.clone()];
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut search = 0;
+    while let Some(found) = ["https://", "http://", "www."]
+        .iter()
+        .filter_map(|p| text[search..].find(p).map(|i| search + i))
+        .min()
+    {
+        // Only at a word start: "awww.x" is not a URL.
+        let at_word_start = text[..found]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || "([<\"'«".contains(c));
+        let end = text[found..]
+            .find(char::is_whitespace)
+            .map_or(text.len(), |i| found + i);
+        if at_word_start {
+            // Trailing punctuation belongs to the sentence, not the URL.
+            let url_end = found
+                + text[found..end]
+                    .trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '»'])
+                    .len();
+            pieces.push(start..found);
+            start = url_end;
+        }
+        search = end;
+    }
+    pieces.push(start..text.len());
+    pieces
+        .into_iter()
+        .filter(|r| text[r.clone()].chars().any(char::is_alphanumeric))
+        .map(|r| span.start + r.start..span.start + r.end)
+        .collect()
 }
 
 /// `doc` with each span replaced by its replacement, every other byte kept.
@@ -93,6 +136,8 @@ let x = \"chaîne\";
     code indenté
 
 Échappé \\* étoile &amp; entité.
+
+Voir https://exemple.fr/Le-Chat. Ou www.exemple.fr, puis (http://a.b/c) et fin.
 ";
         let want = "\
 # LE TITRE *EN ITALIQUE*
@@ -116,6 +161,8 @@ let x = \"chaîne\";
     code indenté
 
 ÉCHAPPÉ \\* ÉTOILE &amp; ENTITÉ.
+
+VOIR https://exemple.fr/Le-Chat. OU www.exemple.fr, PUIS (http://a.b/c) ET FIN.
 ";
         assert_eq!(shout(doc), want);
     }
