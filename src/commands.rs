@@ -306,23 +306,18 @@ pub(crate) fn load_summarizer(
     runtime: &RuntimeArgs,
     overrides: &GenerationOverrides,
 ) -> Result<Summarizer> {
-    apply_runtime(runtime);
     let catalog = Catalog::builtin();
     // Without --model, the French summarizer; any other language is a translation of its
     // summary (see models/catalog.toml for why).
-    let (spec, name) = match model {
-        Some(spec) => (spec.to_string(), spec.to_string()),
-        None => {
-            let entry = catalog.summarizer("fr")?;
-            (
-                format!("{}@{}", entry.model, entry.revision),
-                entry.model.clone(),
-            )
-        }
-    };
-    let dir = hub::resolve(&spec, hub_options(runtime))?;
-    let device = device::select(&runtime.device)?;
-    let dtype = device::dtype(&runtime.dtype, &device)?;
+    let Located {
+        name,
+        dir,
+        device,
+        dtype,
+    } = locate(model, runtime, || {
+        let entry = catalog.summarizer("fr")?;
+        Ok((entry.model.clone(), entry.revision.clone()))
+    })?;
     let mut summarizer =
         Summarizer::load(&dir, dtype, &device).with_context(|| format!("model {name}"))?;
     summarizer.set_name(name.clone());
@@ -426,6 +421,41 @@ fn note_unsupported(name: &str, unsupported: &[String]) {
     }
 }
 
+/// A model's files and where it runs.
+struct Located {
+    /// The hub id or directory, as named.
+    name: String,
+    dir: PathBuf,
+    device: candle_core::Device,
+    dtype: candle_core::DType,
+}
+
+/// The model `--model` names, or else the catalog's (`catalog()` gives its hub id and
+/// revision), found locally or downloaded, with the device and dtype the flags ask for.
+fn locate(
+    model: Option<&str>,
+    runtime: &RuntimeArgs,
+    catalog: impl FnOnce() -> Result<(String, String)>,
+) -> Result<Located> {
+    apply_runtime(runtime);
+    let (spec, name) = match model {
+        Some(spec) => (spec.to_string(), spec.to_string()),
+        None => {
+            let (id, revision) = catalog()?;
+            (format!("{id}@{revision}"), id)
+        }
+    };
+    let dir = hub::resolve(&spec, hub_options(runtime))?;
+    let device = device::select(&runtime.device)?;
+    let dtype = device::dtype(&runtime.dtype, &device)?;
+    Ok(Located {
+        name,
+        dir,
+        device,
+        dtype,
+    })
+}
+
 /// Which model a run used, for structured output.
 pub(crate) struct ModelInfo {
     /// The hub id or directory, as named.
@@ -444,17 +474,15 @@ pub(crate) fn load_translator(
     overrides: &GenerationOverrides,
 ) -> Result<(Translator, ModelInfo)> {
     let started = std::time::Instant::now();
-    apply_runtime(runtime);
-    let (spec, name) = match model {
-        Some(spec) => (spec.to_string(), spec.to_string()),
-        None => {
-            let entry = Catalog::builtin().translation(from, to)?.clone();
-            (format!("{}@{}", entry.model, entry.revision), entry.model)
-        }
-    };
-    let dir = hub::resolve(&spec, hub_options(runtime))?;
-    let device = device::select(&runtime.device)?;
-    let dtype = device::dtype(&runtime.dtype, &device)?;
+    let Located {
+        name,
+        dir,
+        device,
+        dtype,
+    } = locate(model, runtime, || {
+        let entry = Catalog::builtin().translation(from, to)?.clone();
+        Ok((entry.model, entry.revision))
+    })?;
     let mut translator =
         Translator::load(&dir, dtype, &device).with_context(|| format!("model {name}"))?;
     translator.set_name(name.clone());
