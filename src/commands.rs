@@ -268,14 +268,11 @@ fn write_output(
 
 /// `dragoman summarize`: one summary line per document.
 pub fn summarize(args: &SummarizeArgs) -> Result<()> {
-    let mut summarizer = load_summarizer(
+    let summarizer = load_summarizer(
         args.model.model.as_deref(),
         &args.runtime,
         &args.generation.overrides(),
     )?;
-    if let Some(n) = args.runtime.max_batch {
-        summarizer.set_max_batch(n as usize);
-    }
     let translator = summary_translator(args.lang.as_deref(), &args.runtime)?;
     let inputs = inputs(&args.files)?;
     write_output(args.output.as_deref(), |out| {
@@ -322,6 +319,9 @@ pub(crate) fn load_summarizer(
         Summarizer::load(&dir, dtype, &device).with_context(|| format!("model {name}"))?;
     summarizer.set_name(name.clone());
     summarizer.set_overrides(overrides)?;
+    if let Some(n) = runtime.max_batch {
+        summarizer.set_max_batch(n as usize);
+    }
     if !runtime.quiet {
         if !summarizer.has_task_parameters() && !catalog.lists(&name) {
             eprintln!(

@@ -141,9 +141,9 @@ impl Summarizer {
             ));
         }
         let mut text = document.to_string();
+        let mut ids = self.input_ids(&text)?;
         let limit = self.engine.max_input_tokens();
         for round in 0..MAX_ROUNDS {
-            let ids = self.input_ids(&text)?;
             if ids.len() <= limit {
                 let generated = self.engine.generate_ids(&[ids])?;
                 return self.tokenizer().decode(&generated[0]);
@@ -168,13 +168,15 @@ impl Summarizer {
                 .collect::<Result<Vec<_>>>()?;
             // The next round's document, trimmed as any document is.
             let joined = py_strip(&summaries.join("\n")).to_string();
-            if self.input_ids(&joined)?.len() >= ids.len() {
+            let joined_ids = self.input_ids(&joined)?;
+            if joined_ids.len() >= ids.len() {
                 return Err(Error::Input(format!(
                     "the summaries of the parts are not shorter than the document ({} tokens); lower --max-new-tokens",
                     ids.len()
                 )));
             }
             text = joined;
+            ids = joined_ids;
         }
         Err(Error::Input(format!(
             "the document is still longer than the model's {limit} tokens after {MAX_ROUNDS} rounds of summaries"
