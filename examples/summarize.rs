@@ -6,7 +6,8 @@
 //! moussaKam/barthez-orangesum-abstract, or tests/fixtures/summarize/barthez for a tiny random
 //! model); FILE is the document.
 
-use candle_core::{DType, Device};
+use candle_core::Device;
+use dragoman::models::Precision;
 use dragoman::Summarizer;
 
 fn main() -> anyhow::Result<()> {
@@ -14,7 +15,7 @@ fn main() -> anyhow::Result<()> {
     let (Some(dir), Some(file)) = (args.next(), args.next()) else {
         anyhow::bail!("usage: summarize MODEL_DIR FILE");
     };
-    let summarizer = Summarizer::load(dir.as_ref(), DType::F32, &Device::Cpu)?;
+    let summarizer = Summarizer::load(dir.as_ref(), Precision::F32, &Device::Cpu)?;
     if !summarizer.has_task_parameters() {
         eprintln!("note: the model has no summarization parameters; using its generation defaults");
     }

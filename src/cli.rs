@@ -221,20 +221,21 @@ pub struct RuntimeArgs {
     #[arg(long, default_value = "cpu")]
     pub device: String,
 
-    /// Weight and activation precision (f32 on the CPU)
-    #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "bf16"])]
+    /// Precision: f32; int8 (CPU: projection weights quantized at load, faster, outputs may
+    /// differ slightly from f32); f16 or bf16 on a GPU
+    #[arg(long, default_value = "f32", value_parser = ["f32", "int8", "f16", "bf16"])]
     pub dtype: String,
 
     /// CPU threads (default: all cores)
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
 
-    /// Never use the network: models come from the cache only (also HF_HUB_OFFLINE=1)
     /// At most N sentences (or documents) per batch; default: as many as fit 4096 padded
     /// input tokens.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_batch: Option<u32>,
 
+    /// Never use the network: models come from the cache only (also HF_HUB_OFFLINE=1)
     #[arg(long)]
     pub offline: bool,
 

@@ -427,7 +427,7 @@ struct Located {
     name: String,
     dir: PathBuf,
     device: candle_core::Device,
-    dtype: candle_core::DType,
+    dtype: dragoman::models::Precision,
 }
 
 /// The model `--model` names, or else the catalog's (`catalog()` gives its hub id and
@@ -447,7 +447,7 @@ fn locate(
     };
     let dir = hub::resolve(&spec, hub_options(runtime))?;
     let device = device::select(&runtime.device)?;
-    let dtype = device::dtype(&runtime.dtype, &device)?;
+    let dtype = device::precision(&runtime.dtype, &device)?;
     Ok(Located {
         name,
         dir,

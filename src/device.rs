@@ -1,6 +1,8 @@
 //! Device selection: the only place that knows about the `cuda` and `metal` features.
 
-use candle_core::{DType, Device};
+use candle_core::Device;
+
+use crate::models::Precision;
 
 use crate::error::{Error, Result};
 
@@ -57,22 +59,27 @@ fn metal(_index: usize) -> Result<Device> {
     ))
 }
 
-/// Parses `--dtype f32|f16|bf16`; half precision only where the device computes it.
-pub fn dtype(spec: &str, device: &Device) -> Result<DType> {
-    let dtype = match spec {
-        "f32" => DType::F32,
-        "f16" => DType::F16,
-        "bf16" => DType::BF16,
+/// Parses `--dtype f32|f16|bf16|int8`: half precision only where the device computes it,
+/// int8 (quantized projection weights, see `models::int8`) on the CPU only.
+pub fn precision(spec: &str, device: &Device) -> Result<Precision> {
+    let precision = match spec {
+        "f32" => Precision::F32,
+        "f16" => Precision::F16,
+        "bf16" => Precision::BF16,
+        "int8" => Precision::Int8,
         other => {
             return Err(Error::Setting(format!(
-                "--dtype {other}: expected f32, f16 or bf16"
+                "--dtype {other}: expected f32, f16, bf16 or int8"
             )))
         }
     };
-    if dtype != DType::F32 && device.is_cpu() {
-        return Err(Error::Setting(format!(
-            "--dtype {spec} is not supported on the CPU; use f32"
-        )));
+    match precision {
+        Precision::F16 | Precision::BF16 if device.is_cpu() => Err(Error::Setting(format!(
+            "--dtype {spec} is not supported on the CPU; use f32 or int8"
+        ))),
+        Precision::Int8 if !device.is_cpu() => Err(Error::Setting(
+            "--dtype int8 runs on the CPU only; add --device cpu, or use f16/bf16 on a GPU".into(),
+        )),
+        _ => Ok(precision),
     }
-    Ok(dtype)
 }

@@ -1,6 +1,8 @@
 //! Greedy search, as transformers' `_sample` with `do_sample=False`: processors on the raw
 //! logits, the first maximum wins, a row stops at EOS or `max_length`.
 
+use rayon::prelude::*;
+
 use super::processors::processors_for;
 use super::{argmax, step_logits, GenerationSettings};
 use crate::error::Result;
@@ -25,13 +27,20 @@ pub fn generate(
             .map(|&i| *sequences[i].last().unwrap_or(&0))
             .collect();
         let logits = step_logits(model, &last, &mut state, device)?;
+        // Each row's processors and choice are its own: rows run in parallel.
+        let tokens: Vec<u32> = active
+            .par_iter()
+            .zip(logits)
+            .map(|(&i, mut scores)| {
+                for p in &processors {
+                    p.process(&sequences[i], &mut scores);
+                }
+                argmax(&scores)
+            })
+            .collect();
         let mut still_active = Vec::with_capacity(active.len());
         let mut kept_rows = Vec::with_capacity(active.len());
-        for (row, (&i, mut scores)) in active.iter().zip(logits).enumerate() {
-            for p in &processors {
-                p.process(&sequences[i], &mut scores);
-            }
-            let token = argmax(&scores);
+        for (row, (&i, token)) in active.iter().zip(tokens).enumerate() {
             sequences[i].push(token);
             let finished = settings.eos_token_ids.contains(&token)
                 || sequences[i].len() >= settings.max_length;

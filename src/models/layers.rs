@@ -1,10 +1,14 @@
 //! Building blocks shared by the model families: projections, layer norm and multi-head
 //! attention with the caches generation needs.
 
-use candle_core::{Module, Tensor};
+use std::sync::Arc;
+
+use candle_core::{DType, Module, Tensor};
 use candle_nn::LayerNorm;
 
+use super::int8::Int8Matrix;
 use super::weights::Weights;
+use super::Precision;
 use crate::error::Result;
 
 /// A projection `x W^T + b` over the last dimension.
@@ -14,14 +18,55 @@ use crate::error::Result;
 /// weight. Folding the leading dimensions into one makes it a single matrix product.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    /// [out, in]
-    weight: Tensor,
+    weight: Projection,
     bias: Option<Tensor>,
+}
+
+#[derive(Debug, Clone)]
+enum Projection {
+    /// [out, in]
+    Float(Tensor),
+    /// Quantized at load, with the bias kept as plain values for the kernel.
+    Int8(Arc<Int8Matrix>, Option<Arc<Vec<f32>>>),
 }
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight, bias }
+        Self {
+            weight: Projection::Float(weight),
+            bias,
+        }
+    }
+
+    /// `new`, or with the weight quantized when the model is loaded in int8.
+    pub fn with_precision(
+        weight: Tensor,
+        bias: Option<Tensor>,
+        precision: Precision,
+    ) -> candle_core::Result<Self> {
+        if precision != Precision::Int8 {
+            return Ok(Self::new(weight, bias));
+        }
+        let (n, k) = weight.dims2()?;
+        let values = weight
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let bias_values = match &bias {
+            Some(b) => Some(Arc::new(b.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)),
+            None => None,
+        };
+        Ok(Self {
+            weight: Projection::Int8(Arc::new(Int8Matrix::quantize(&values, n, k)), bias_values),
+            bias,
+        })
+    }
+
+    fn out_features(&self) -> candle_core::Result<usize> {
+        match &self.weight {
+            Projection::Float(w) => w.dim(0),
+            Projection::Int8(m, _) => Ok(m.rows()),
+        }
     }
 }
 
@@ -30,14 +75,23 @@ impl Module for Linear {
         let dims = x.dims();
         let inner = dims[dims.len() - 1];
         let rows = x.elem_count() / inner.max(1);
-        let y = x.reshape((rows, inner))?.matmul(&self.weight.t()?)?;
-        let y = match &self.bias {
-            Some(bias) => y.broadcast_add(bias)?,
-            None => y,
-        };
         let mut out_dims = dims.to_vec();
-        *out_dims.last_mut().unwrap_or(&mut 0) = self.weight.dim(0)?;
-        y.reshape(out_dims)
+        *out_dims.last_mut().unwrap_or(&mut 0) = self.out_features()?;
+        match &self.weight {
+            Projection::Float(weight) => {
+                let y = x.reshape((rows, inner))?.matmul(&weight.t()?)?;
+                let y = match &self.bias {
+                    Some(bias) => y.broadcast_add(bias)?,
+                    None => y,
+                };
+                y.reshape(out_dims)
+            }
+            Projection::Int8(matrix, bias) => {
+                let values = x.flatten_all()?.to_vec1::<f32>()?;
+                let y = matrix.matmul_t(&values, rows, bias.as_deref().map(|b| b.as_slice()));
+                Tensor::from_vec(y, out_dims, x.device())
+            }
+        }
     }
 }
 
@@ -55,7 +109,7 @@ pub fn linear(
     } else {
         None
     };
-    Ok(Linear::new(weight, bias))
+    Ok(Linear::with_precision(weight, bias, w.precision())?)
 }
 
 pub fn layer_norm(w: &Weights, prefix: &str, dim: usize, eps: f64) -> Result<LayerNorm> {

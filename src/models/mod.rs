@@ -4,6 +4,7 @@
 //! one token at a time over rows that may be beams of the same sentence.
 
 pub mod bart;
+pub mod int8;
 pub mod layers;
 pub mod marian;
 pub mod t5;
@@ -12,6 +13,28 @@ pub mod weights;
 use candle_core::Tensor;
 
 use crate::error::Result;
+
+/// How a model's numbers are held: one float dtype throughout, or int8 projection weights
+/// with f32 activations (`Int8`, CPU only: see `int8.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    F16,
+    BF16,
+    Int8,
+}
+
+impl Precision {
+    /// The dtype activations (and unquantized weights) are computed in.
+    pub fn dtype(self) -> candle_core::DType {
+        match self {
+            Self::F32 | Self::Int8 => candle_core::DType::F32,
+            Self::F16 => candle_core::DType::F16,
+            Self::BF16 => candle_core::DType::BF16,
+        }
+    }
+}
 
 /// The ids a family needs to start, stop and pad generation, read from its config.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,7 +199,7 @@ impl ModelConfig {
 /// Reads `config.json` in `dir` and loads the model family it names.
 pub fn load(
     dir: &std::path::Path,
-    dtype: candle_core::DType,
+    dtype: Precision,
     device: &candle_core::Device,
 ) -> Result<Box<dyn Seq2Seq>> {
     use crate::error::Error;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::models::Precision;
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
@@ -14,11 +15,13 @@ pub struct Weights {
     tensors: HashMap<String, Tensor>,
     /// What was read, for error messages ("…/model.safetensors").
     source: PathBuf,
+    precision: Precision,
 }
 
 impl Weights {
     /// Finds and reads the checkpoint in `dir`.
-    pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn load(dir: &Path, precision: Precision, device: &Device) -> Result<Self> {
+        let dtype = precision.dtype();
         let candidates = [
             ("model.safetensors", Format::Safetensors, false),
             ("model.safetensors.index.json", Format::Safetensors, true),
@@ -53,12 +56,18 @@ impl Weights {
             return Ok(Self {
                 tensors,
                 source: path,
+                precision,
             });
         }
         Err(Error::file(
             dir,
             "no weights found (expected model.safetensors, model.safetensors.index.json or pytorch_model.bin)",
         ))
+    }
+
+    /// The precision the model is loaded in (projections are quantized for `Int8`).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -246,7 +255,7 @@ mod tests {
             .to_dtype(DType::F16)
             .unwrap();
         write(dir.path(), &[("a", a.clone()), ("b", b)]);
-        let w = Weights::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
+        let w = Weights::load(dir.path(), Precision::F32, &Device::Cpu).unwrap();
         let got_a = w.get("a", &[3, 4]).unwrap();
         assert_eq!(got_a.to_vec2::<f32>().unwrap(), a.to_vec2::<f32>().unwrap());
         let got_b = w.get("b", &[2]).unwrap();
@@ -263,7 +272,7 @@ mod tests {
         let len = std::fs::metadata(&path).unwrap().len();
         let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len - 100).unwrap();
-        let err = Weights::load(dir.path(), DType::F32, &Device::Cpu)
+        let err = Weights::load(dir.path(), Precision::F32, &Device::Cpu)
             .err()
             .unwrap()
             .to_string();

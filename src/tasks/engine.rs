@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::models::Precision;
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::Result;
@@ -28,7 +29,7 @@ pub struct Engine {
 
 impl Engine {
     /// Loads the model, tokenizer and generation config laid out as a hub repo in `dir`.
-    pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn load(dir: &Path, dtype: Precision, device: &Device) -> Result<Self> {
         let model = models::load(dir, dtype, device)?;
         let tokenizer = Tokenizer::load(dir)?;
         let model_generation = GenerationOverrides::from_model_dir(dir)?;

@@ -9,7 +9,8 @@
 use std::ops::Range;
 use std::path::Path;
 
-use candle_core::{DType, Device};
+use crate::models::Precision;
+use candle_core::Device;
 use serde_json::Value;
 
 use super::engine::Engine;
@@ -70,7 +71,7 @@ impl TaskParameters {
 
 impl Summarizer {
     /// Loads a model laid out as a hub repo in `dir`, with its summarization parameters.
-    pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn load(dir: &Path, dtype: Precision, device: &Device) -> Result<Self> {
         let mut engine = Engine::load(dir, dtype, device)?;
         let task = TaskParameters::read(dir)?;
         if let Some(task) = &task {

@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device};
+use crate::models::Precision;
+use candle_core::Device;
 
 use super::engine::Engine;
 use crate::error::{Error, Result};
@@ -29,7 +30,7 @@ pub struct Translator {
 
 impl Translator {
     /// Loads the model, tokenizer and generation config laid out as a hub repo in `dir`.
-    pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn load(dir: &Path, dtype: Precision, device: &Device) -> Result<Self> {
         Ok(Self {
             engine: Engine::load(dir, dtype, device)?,
             notes: Box::new(|note| eprintln!("dragoman: {note}")),

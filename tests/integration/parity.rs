@@ -2,7 +2,8 @@
 //! translation; T5, flan-T5, mT5, BART, BARThez for summaries): token ids and strings of
 //! generate() + decode(), and the first steps' raw logits.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
+use dragoman::models::Precision;
 
 use dragoman::generation::GenerationOverrides;
 use dragoman::models;
@@ -71,12 +72,12 @@ fn check_generation(name: &str) {
     if name.starts_with("summarize/") {
         check_generation_with(
             name,
-            Summarizer::load(&dir, DType::F32, &Device::Cpu).unwrap(),
+            Summarizer::load(&dir, Precision::F32, &Device::Cpu).unwrap(),
         );
     } else {
         check_generation_with(
             name,
-            Translator::load(&dir, DType::F32, &Device::Cpu).unwrap(),
+            Translator::load(&dir, Precision::F32, &Device::Cpu).unwrap(),
         );
     }
 }
@@ -133,7 +134,7 @@ fn check_generation_with(name: &str, mut subject: impl Subject) {
 fn check_logits(name: &str) {
     let expected = expected(name);
     let dir = fixture(name);
-    let model = models::load(&dir, DType::F32, &Device::Cpu).unwrap();
+    let model = models::load(&dir, Precision::F32, &Device::Cpu).unwrap();
     let tokenizer = Tokenizer::load(&dir).unwrap();
     let mut checked = 0;
     for case in expected.cases.iter().filter(|c| c.logits.is_some()) {

@@ -3,7 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{DType, Device};
+use candle_core::Device;
+use dragoman::models::Precision;
 use predicates::prelude::*;
 
 use dragoman::generation::GenerationOverrides;
@@ -158,7 +159,7 @@ fn lang_picks_the_catalog_strategy() {
         .success()
         .stdout(format!("{french}\n"));
 
-    let translator = Translator::load(&fixture("fr-en"), DType::F32, &Device::Cpu).unwrap();
+    let translator = Translator::load(&fixture("fr-en"), Precision::F32, &Device::Cpu).unwrap();
     let english = translator.translate_lines(&[french.as_str()]).unwrap();
     dragoman()
         .env("HF_HOME", home.path())
@@ -186,7 +187,7 @@ fn a_long_document_is_summarized_in_parts_then_their_summaries() {
     let docs = expected(name).sentences;
     let lines: Vec<&str> = (0..12).map(|i| docs[i % docs.len()].as_str()).collect();
     let document = lines.join("\n");
-    let mut summarizer = Summarizer::load(&fixture(name), DType::F32, &Device::Cpu).unwrap();
+    let mut summarizer = Summarizer::load(&fixture(name), Precision::F32, &Device::Cpu).unwrap();
     // Short summaries, so that their join fits in one second round.
     summarizer
         .set_overrides(&GenerationOverrides {

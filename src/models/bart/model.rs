@@ -1,12 +1,13 @@
 use std::path::Path;
 
+use crate::models::Precision;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::LayerNorm;
 
 use super::config::BartConfig;
 use crate::error::{Error, Result};
 use crate::models::layers::{
-    additive_mask, checked_activation, layer_norm, DecoderLayer, EncoderLayer, StackShape,
+    additive_mask, checked_activation, layer_norm, DecoderLayer, EncoderLayer, Linear, StackShape,
 };
 use crate::models::weights::Weights;
 use crate::models::{DecoderState, Encoded, Seq2Seq, SpecialTokens};
@@ -31,8 +32,8 @@ pub struct Bart {
     embed_scale: f64,
     encoder: Stack<EncoderLayer>,
     decoder: Stack<DecoderLayer>,
-    lm_head: Tensor,
-    final_logits_bias: Tensor,
+    /// The output projection, with `final_logits_bias`.
+    lm_head: Linear,
     special: SpecialTokens,
     max_positions: usize,
     vocab: usize,
@@ -105,7 +106,7 @@ impl Bart {
         config: &BartConfig,
         variant: Variant,
         dir: &Path,
-        dtype: DType,
+        dtype: Precision,
         device: &Device,
     ) -> Result<Self> {
         let w = Weights::load(dir, dtype, device)?;
@@ -170,8 +171,11 @@ impl Bart {
             },
             encoder,
             decoder,
-            lm_head,
-            final_logits_bias,
+            lm_head: Linear::with_precision(
+                lm_head,
+                Some(final_logits_bias.flatten_all()?),
+                w.precision(),
+            )?,
             special: SpecialTokens {
                 pad: config.pad_token_id,
                 eos: config.eos_token_id,
@@ -248,9 +252,7 @@ impl Seq2Seq for Bart {
         }
         state.position += 1;
         let h = stack.finish(h)?.reshape((n, ()))?;
-        let logits = h
-            .matmul(&self.lm_head.t()?)?
-            .broadcast_add(&self.final_logits_bias)?;
+        let logits = self.lm_head.forward(&h)?;
         Ok(logits.to_dtype(DType::F32)?)
     }
 

@@ -1,11 +1,12 @@
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use crate::models::Precision;
+use candle_core::{DType, Device, Module, Tensor};
 
 use super::config::MarianConfig;
 use crate::error::{Error, Result};
 use crate::models::layers::{
-    additive_mask, checked_activation, DecoderLayer, EncoderLayer, StackShape,
+    additive_mask, checked_activation, DecoderLayer, EncoderLayer, Linear, StackShape,
 };
 use crate::models::weights::Weights;
 use crate::models::{DecoderState, Encoded, Seq2Seq, SpecialTokens};
@@ -22,8 +23,8 @@ pub struct Marian {
     decoder: Vec<DecoderLayer>,
     encoder_shape: StackShape,
     decoder_shape: StackShape,
-    lm_head: Tensor,
-    final_logits_bias: Tensor,
+    /// The output projection, with `final_logits_bias`.
+    lm_head: Linear,
     special: SpecialTokens,
     max_positions: usize,
     target_vocab: usize,
@@ -33,7 +34,7 @@ impl Marian {
     pub fn load(
         config: &MarianConfig,
         weights_dir: &Path,
-        dtype: DType,
+        dtype: Precision,
         device: &Device,
     ) -> Result<Self> {
         let w = Weights::load(weights_dir, dtype, device)?;
@@ -73,6 +74,11 @@ impl Marian {
         } else {
             Tensor::zeros((1, target_vocab), lm_head.dtype(), lm_head.device())?
         };
+        let lm_head = Linear::with_precision(
+            lm_head,
+            Some(final_logits_bias.flatten_all()?),
+            w.precision(),
+        )?;
 
         let shape = |heads, ffn| StackShape {
             dim: d,
@@ -91,8 +97,9 @@ impl Marian {
             .map(|i| DecoderLayer::load(w, &format!("model.decoder.layers.{i}"), &decoder_shape))
             .collect::<Result<Vec<_>>>()?;
 
-        let positions = sinusoidal_positions(config.max_position_embeddings, d, lm_head.device())?
-            .to_dtype(lm_head.dtype())?;
+        let positions =
+            sinusoidal_positions(config.max_position_embeddings, d, decoder_embed.device())?
+                .to_dtype(decoder_embed.dtype())?;
         Ok(Self {
             encoder_embed,
             decoder_embed,
@@ -107,7 +114,6 @@ impl Marian {
             encoder_shape,
             decoder_shape,
             lm_head,
-            final_logits_bias,
             special: SpecialTokens {
                 pad: config.pad_token_id,
                 eos: config.eos_token_id,
@@ -185,9 +191,7 @@ impl Seq2Seq for Marian {
         }
         state.position += 1;
         let h = h.reshape((n, ()))?;
-        let logits = h
-            .matmul(&self.lm_head.t()?)?
-            .broadcast_add(&self.final_logits_bias)?;
+        let logits = self.lm_head.forward(&h)?;
         Ok(logits.to_dtype(DType::F32)?)
     }
 

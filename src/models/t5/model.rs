@@ -1,5 +1,6 @@
 use std::path::Path;
 
+use crate::models::Precision;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::RmsNorm;
 
@@ -21,7 +22,7 @@ pub struct T5 {
     decoder_norm: RmsNorm,
     decoder_positions: RelativePositions,
     activation: Activation,
-    lm_head: Tensor,
+    lm_head: Linear,
     /// `d_model**-0.5` for heads tied to the embeddings (t5 v1.0), else 1.
     output_scale: f64,
     special: SpecialTokens,
@@ -176,7 +177,7 @@ impl T5 {
         config: &T5Config,
         model_type: &str,
         dir: &Path,
-        dtype: DType,
+        dtype: Precision,
         device: &Device,
     ) -> Result<Self> {
         let w = Weights::load(dir, dtype, device)?;
@@ -253,7 +254,7 @@ impl T5 {
             decoder_positions: positions("decoder", false)?,
             activation,
             embed,
-            lm_head,
+            lm_head: Linear::with_precision(lm_head, None, w.precision())?,
             output_scale: if scaled { (d as f64).powf(-0.5) } else { 1.0 },
             special: SpecialTokens {
                 pad: c.pad_token_id,
@@ -339,7 +340,7 @@ impl Seq2Seq for T5 {
         if self.output_scale != 1.0 {
             h = (h * self.output_scale)?;
         }
-        Ok(h.matmul(&self.lm_head.t()?)?.to_dtype(DType::F32)?)
+        Ok(self.lm_head.forward(&h)?.to_dtype(DType::F32)?)
     }
 
     fn special_tokens(&self) -> &SpecialTokens {
