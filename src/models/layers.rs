@@ -7,8 +7,10 @@ use candle_core::{DType, Module, Tensor};
 use candle_nn::LayerNorm;
 
 use super::int8::Int8Matrix;
+use super::step_attention::{self, with_values, KvCache};
 use super::weights::Weights;
 use super::Precision;
+use super::SelfKv;
 use crate::error::Result;
 
 /// A projection `x W^T + b` over the last dimension.
@@ -273,6 +275,32 @@ impl Attention {
         group: usize,
     ) -> candle_core::Result<Tensor> {
         let n = x.dim(0)?;
+        if step_attention::applies_to(x) {
+            let (_, _, source_len, _) = keys.dims4()?;
+            let q = self.q.forward(x)?;
+            let mask = mask.flatten_all()?.to_vec1::<f32>()?;
+            let (keys, values) = (keys.contiguous()?, values.contiguous()?);
+            let context = with_values(&q, |q| {
+                with_values(&keys, |k| {
+                    with_values(&values, |v| {
+                        step_attention::cross_attend(
+                            q,
+                            k,
+                            v,
+                            &mask,
+                            self.heads,
+                            self.head_dim,
+                            source_len,
+                            group,
+                            self.scaling as f32,
+                        )
+                    })
+                })
+            })???;
+            return self
+                .out
+                .forward(&step_attention::tensor(context, n, x.device())?);
+        }
         let inputs = n / group;
         let q = self
             .q
@@ -300,22 +328,46 @@ impl Attention {
 
     /// Decoder self-attention for new positions `x` [N, 1, D], appending to `cache`; `bias`
     /// (T5's relative positions) is added to the scores.
-    pub fn self_attend_cached(
+    pub(crate) fn self_attend_cached(
         &self,
         x: &Tensor,
-        cache: &mut Option<(Tensor, Tensor)>,
+        cache: &mut SelfKv,
         bias: Option<&Tensor>,
     ) -> candle_core::Result<Tensor> {
+        if step_attention::applies_to(x) {
+            let n = x.dim(0)?;
+            let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
+            if !matches!(cache, SelfKv::Cpu(_)) {
+                *cache = SelfKv::Cpu(KvCache::new(n, self.heads, self.head_dim));
+            }
+            let SelfKv::Cpu(cache) = cache else {
+                unreachable!("set above")
+            };
+            // [1, H, 1, T] → [H, T]
+            let bias = bias
+                .map(|b| b.flatten_all()?.to_vec1::<f32>())
+                .transpose()?;
+            let context = with_values(&q, |q| {
+                with_values(&k, |k| {
+                    with_values(&v, |v| {
+                        cache.step(q, k, v, self.scaling as f32, bias.as_deref())
+                    })
+                })
+            })???;
+            return self
+                .out
+                .forward(&step_attention::tensor(context, n, x.device())?);
+        }
         let (k_new, v_new) = self.key_values(x)?;
-        let (k, v) = match cache.take() {
-            Some((k, v)) => (
+        let (k, v) = match std::mem::replace(cache, SelfKv::Empty) {
+            SelfKv::Tensors(k, v) => (
                 Tensor::cat(&[&k, &k_new], 2)?,
                 Tensor::cat(&[&v, &v_new], 2)?,
             ),
-            None => (k_new, v_new),
+            _ => (k_new, v_new),
         };
         let out = self.attend(x, &k, &v, bias)?;
-        *cache = Some((k, v));
+        *cache = SelfKv::Tensors(k, v);
         Ok(out)
     }
 }

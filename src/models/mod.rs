@@ -7,6 +7,7 @@ pub mod bart;
 pub mod int8;
 pub mod layers;
 pub mod marian;
+pub mod step_attention;
 pub mod t5;
 pub mod weights;
 
@@ -87,10 +88,20 @@ pub struct DecoderState {
 }
 
 pub(crate) struct LayerCache {
-    /// [N, H, T, hd] per row, grown by one position per step.
-    pub(crate) self_kv: Option<(Tensor, Tensor)>,
+    /// Per row, grown by one position per step.
+    pub(crate) self_kv: SelfKv,
     /// [B, H, S, hd] per input, fixed for the whole generation.
     pub(crate) cross_kv: (Tensor, Tensor),
+}
+
+/// A layer's self-attention keys and values so far.
+pub(crate) enum SelfKv {
+    /// Before the first step.
+    Empty,
+    /// [N, H, T, hd] tensors, grown with `cat` (GPUs and half precision).
+    Tensors(Tensor, Tensor),
+    /// The CPU's preallocated cache (f32).
+    Cpu(step_attention::KvCache),
 }
 
 impl DecoderState {
@@ -105,7 +116,7 @@ impl DecoderState {
         let layers = layers
             .map(|layer| {
                 Ok(LayerCache {
-                    self_kv: None,
+                    self_kv: SelfKv::Empty,
                     cross_kv: cross_key_values(layer, &encoded.hidden)?,
                 })
             })
@@ -140,10 +151,15 @@ impl DecoderState {
     /// Reorders beams: rows move only within the beams of one input, whose cross-attention
     /// keys and values are shared, so only the self-attention caches are gathered.
     pub fn reorder_beams(&mut self, rows: &[u32]) -> Result<()> {
-        let rows = Tensor::new(rows, self.cross_mask.device())?;
+        let index = Tensor::new(rows, self.cross_mask.device())?;
         for layer in &mut self.layers {
-            if let Some((k, v)) = &layer.self_kv {
-                layer.self_kv = Some((k.index_select(&rows, 0)?, v.index_select(&rows, 0)?));
+            match &mut layer.self_kv {
+                SelfKv::Empty => {}
+                SelfKv::Tensors(k, v) => {
+                    layer.self_kv =
+                        SelfKv::Tensors(k.index_select(&index, 0)?, v.index_select(&index, 0)?)
+                }
+                SelfKv::Cpu(cache) => cache.select_rows(rows),
             }
         }
         Ok(())

@@ -1,0 +1,399 @@
+//! Attention of one decoding step on the CPU, where every row has a single query.
+//!
+//! Through candle, one step's attention is a batched matmul of rows × heads tiny products
+//! (1 × hd · hd × T), a softmax over as many short rows, a second batched matmul, and a
+//! `cat` that copies the whole self-attention cache to append one position. Here each
+//! (row, head) is one short loop over its keys and values, the self-attention cache is
+//! preallocated and appended in place, and the work is split over rayon's pool.
+//!
+//! The arithmetic is the same as candle's path (dot products, scaling, additive mask or bias,
+//! max-subtracted softmax, weighted sum of values); only the order of the float sums differs.
+
+use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
+
+/// Whether this kernel serves a tensor: f32 on the CPU (GPUs and half precision use candle).
+pub fn applies_to(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
+}
+
+/// Self-attention keys and values of a decoding batch, [rows, heads, capacity, hd] each, of
+/// which the first `len` positions are filled.
+#[derive(Debug)]
+pub struct KvCache {
+    keys: Vec<f32>,
+    values: Vec<f32>,
+    rows: usize,
+    heads: usize,
+    head_dim: usize,
+    capacity: usize,
+    len: usize,
+}
+
+/// Positions reserved at first; the cache doubles when a generation runs longer.
+const INITIAL_CAPACITY: usize = 64;
+
+impl KvCache {
+    pub fn new(rows: usize, heads: usize, head_dim: usize) -> Self {
+        let capacity = INITIAL_CAPACITY;
+        Self {
+            keys: vec![0.0; rows * heads * capacity * head_dim],
+            values: vec![0.0; rows * heads * capacity * head_dim],
+            rows,
+            heads,
+            head_dim,
+            capacity,
+            len: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends one position: `keys`/`values` are [rows, heads · hd] (a step's projections).
+    fn push(&mut self, keys: &[f32], values: &[f32]) {
+        if self.len == self.capacity {
+            self.grow(self.capacity * 2);
+        }
+        let hd = self.head_dim;
+        for (slot, (k, v)) in keys
+            .chunks_exact(hd)
+            .zip(values.chunks_exact(hd))
+            .enumerate()
+        {
+            // `slot` runs over (row, head) in order.
+            let at = (slot * self.capacity + self.len) * hd;
+            self.keys[at..at + hd].copy_from_slice(k);
+            self.values[at..at + hd].copy_from_slice(v);
+        }
+        self.len += 1;
+    }
+
+    fn grow(&mut self, capacity: usize) {
+        let hd = self.head_dim;
+        let slots = self.rows * self.heads;
+        let mut keys = vec![0.0; slots * capacity * hd];
+        let mut values = vec![0.0; slots * capacity * hd];
+        for slot in 0..slots {
+            let (from, to) = (slot * self.capacity * hd, slot * capacity * hd);
+            let used = self.len * hd;
+            keys[to..to + used].copy_from_slice(&self.keys[from..from + used]);
+            values[to..to + used].copy_from_slice(&self.values[from..from + used]);
+        }
+        self.keys = keys;
+        self.values = values;
+        self.capacity = capacity;
+    }
+
+    /// Keeps rows `rows` (old indices, in their new order; repeats allowed).
+    pub fn select_rows(&mut self, rows: &[u32]) {
+        let row_size = self.heads * self.capacity * self.head_dim;
+        let used = self.len * self.head_dim;
+        let mut keys = vec![0.0; rows.len() * row_size];
+        let mut values = vec![0.0; rows.len() * row_size];
+        for (new, &old) in rows.iter().enumerate() {
+            for h in 0..self.heads {
+                let slot_size = self.capacity * self.head_dim;
+                let from = old as usize * row_size + h * slot_size;
+                let to = new * row_size + h * slot_size;
+                keys[to..to + used].copy_from_slice(&self.keys[from..from + used]);
+                values[to..to + used].copy_from_slice(&self.values[from..from + used]);
+            }
+        }
+        self.keys = keys;
+        self.values = values;
+        self.rows = rows.len();
+    }
+
+    /// Appends this step's `keys`/`values` [rows, heads · hd] and attends `queries`
+    /// [rows, heads · hd] over all cached positions; `bias` [heads, len] (T5's relative
+    /// positions) is added to the scaled scores. Returns the context [rows, heads · hd].
+    pub fn step(
+        &mut self,
+        queries: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        scaling: f32,
+        bias: Option<&[f32]>,
+    ) -> Vec<f32> {
+        self.push(keys, values);
+        let (hd, len, capacity) = (self.head_dim, self.len, self.capacity);
+        let heads = self.heads;
+        let (all_keys, all_values) = (&self.keys, &self.values);
+        let mut context = vec![0f32; queries.len()];
+        context
+            .par_chunks_mut(hd)
+            .zip(queries.par_chunks(hd))
+            .enumerate()
+            .with_min_len(4)
+            .for_each_init(Vec::new, |scores, (slot, (out, q))| {
+                let base = slot * capacity * hd;
+                let h = slot % heads;
+                attend_one(
+                    q,
+                    &all_keys[base..base + len * hd],
+                    &all_values[base..base + len * hd],
+                    scaling,
+                    |t| bias.map_or(0.0, |b| b[h * len + t]),
+                    scores,
+                    out,
+                );
+            });
+        context
+    }
+}
+
+/// Cross-attention of `queries` [rows, heads · hd], `group` consecutive rows per input, over
+/// the inputs' `keys`/`values` [inputs, heads, S, hd] (contiguous) with the additive `mask`
+/// [inputs, S]. Returns the context [rows, heads · hd].
+#[allow(clippy::too_many_arguments)]
+pub fn cross_attend(
+    queries: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    mask: &[f32],
+    heads: usize,
+    head_dim: usize,
+    source_len: usize,
+    group: usize,
+    scaling: f32,
+) -> Vec<f32> {
+    let hd = head_dim;
+    let s = source_len;
+    let mut context = vec![0f32; queries.len()];
+    context
+        .par_chunks_mut(hd)
+        .zip(queries.par_chunks(hd))
+        .enumerate()
+        .with_min_len(4)
+        .for_each_init(Vec::new, |scores, (slot, (out, q))| {
+            let (row, h) = (slot / heads, slot % heads);
+            let input = row / group;
+            let base = (input * heads + h) * s * hd;
+            let mask = &mask[input * s..(input + 1) * s];
+            attend_one(
+                q,
+                &keys[base..base + s * hd],
+                &values[base..base + s * hd],
+                scaling,
+                |t| mask[t],
+                scores,
+                out,
+            );
+        });
+    context
+}
+
+/// `out = softmax(scaling · (q · k_t) + bias(t)) · V` for one query over `keys`/`values`
+/// [T, hd]; `scores` is scratch space.
+fn attend_one(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    scaling: f32,
+    bias: impl Fn(usize) -> f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let hd = q.len();
+    scores.clear();
+    scores.extend(keys.chunks_exact(hd).enumerate().map(|(t, k)| {
+        let mut score = dot(q, k);
+        if scaling != 1.0 {
+            score *= scaling;
+        }
+        score + bias(t)
+    }));
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    out.fill(0.0);
+    for (p, v) in scores.iter().zip(values.chunks_exact(hd)) {
+        let p = p / sum;
+        for (o, v) in out.iter_mut().zip(v) {
+            *o += p * v;
+        }
+    }
+}
+
+/// A dot product in eight independent lanes, so that it vectorizes.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// The values of a contiguous f32 CPU tensor, without copying.
+pub fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(all)) = &*storage else {
+        candle_core::bail!("step attention: expected an f32 CPU tensor");
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(f(&all[start..end])),
+        None => candle_core::bail!("step attention: expected a contiguous tensor"),
+    }
+}
+
+/// A [rows, width] tensor from `values`.
+pub fn tensor(values: Vec<f32>, rows: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let width = values.len() / rows.max(1);
+    Tensor::from_vec(values, (rows, 1, width), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let h = (i as u32).wrapping_mul(2654435761) ^ seed.wrapping_mul(97);
+                ((h >> 7) % 1000) as f32 / 500.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// The same attention through candle's ops, as the model's generic path computes it.
+    fn through_candle(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, scaling: f64) -> Vec<f32> {
+        let scores = ((q.matmul(&k.t().unwrap()).unwrap() * scaling).unwrap())
+            .broadcast_add(bias)
+            .unwrap();
+        let probs = candle_nn::ops::softmax_last_dim(&scores).unwrap();
+        let (n, h, _, hd) = q.dims4().unwrap();
+        probs
+            .matmul(v)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((n, h * hd))
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    fn close(a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn self_attention_over_a_growing_cache_matches_candle_beyond_a_regrowth() {
+        let (rows, heads, hd) = (3, 2, 16);
+        let steps = INITIAL_CAPACITY + 5;
+        let dev = Device::Cpu;
+        let mut cache = KvCache::new(rows, heads, hd);
+        let mut all_k: Vec<Tensor> = Vec::new();
+        let mut all_v: Vec<Tensor> = Vec::new();
+        for step in 0..steps {
+            let (q, k, v) = (
+                values(rows * heads * hd, 3 * step as u32),
+                values(rows * heads * hd, 3 * step as u32 + 1),
+                values(rows * heads * hd, 3 * step as u32 + 2),
+            );
+            let bias = values(heads * (step + 1), 7 + step as u32);
+            let got = cache.step(&q, &k, &v, 0.25, Some(&bias));
+            let split = |x: &[f32]| {
+                Tensor::from_slice(x, (rows, 1, heads, hd), &dev)
+                    .unwrap()
+                    .transpose(1, 2)
+                    .unwrap()
+                    .contiguous()
+                    .unwrap()
+            };
+            all_k.push(split(&k));
+            all_v.push(split(&v));
+            let keys = Tensor::cat(&all_k, 2).unwrap();
+            let vals = Tensor::cat(&all_v, 2).unwrap();
+            let bias = Tensor::from_slice(&bias, (1, heads, 1, step + 1), &dev).unwrap();
+            close(&got, &through_candle(&split(&q), &keys, &vals, &bias, 0.25));
+        }
+        assert_eq!(cache.len(), steps);
+    }
+
+    #[test]
+    fn selecting_rows_reorders_and_repeats_their_histories() {
+        let (rows, heads, hd) = (3, 2, 8);
+        let mut cache = KvCache::new(rows, heads, hd);
+        let mut reference = KvCache::new(3, heads, hd);
+        for step in 0..4u32 {
+            let k = values(rows * heads * hd, step);
+            let v = values(rows * heads * hd, step + 100);
+            cache.push(&k, &v);
+            // Row r of the reference is row [2, 2, 0][r] of the cache.
+            let pick = |x: &[f32]| -> Vec<f32> {
+                [2usize, 2, 0]
+                    .iter()
+                    .flat_map(|&r| x[r * heads * hd..(r + 1) * heads * hd].to_vec())
+                    .collect()
+            };
+            reference.push(&pick(&k), &pick(&v));
+        }
+        cache.select_rows(&[2, 2, 0]);
+        let q = values(rows * heads * hd, 999);
+        let (k, v) = (values(rows * heads * hd, 5), values(rows * heads * hd, 6));
+        assert_eq!(
+            cache.step(&q, &k, &v, 1.0, None),
+            reference.step(&q, &k, &v, 1.0, None)
+        );
+    }
+
+    #[test]
+    fn cross_attention_shares_each_inputs_keys_between_its_rows_and_masks_padding() {
+        let (inputs, group, heads, hd, s) = (2, 3, 2, 16, 5);
+        let dev = Device::Cpu;
+        let q = values(inputs * group * heads * hd, 1);
+        let k = values(inputs * heads * s * hd, 2);
+        let v = values(inputs * heads * s * hd, 3);
+        let mut mask = vec![0f32; inputs * s];
+        mask[s - 1] = f32::NEG_INFINITY; // the first input's last position is padding
+        let got = cross_attend(&q, &k, &v, &mask, heads, hd, s, group, 0.5);
+        for row in 0..inputs * group {
+            let input = row / group;
+            let one =
+                |x: &[f32], len: usize| Tensor::from_slice(x, (1, heads, len, hd), &dev).unwrap();
+            let qr = Tensor::from_slice(
+                &q[row * heads * hd..(row + 1) * heads * hd],
+                (1, 1, heads, hd),
+                &dev,
+            )
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap();
+            let size = heads * s * hd;
+            let kr = one(&k[input * size..(input + 1) * size], s);
+            let vr = one(&v[input * size..(input + 1) * size], s);
+            let m =
+                Tensor::from_slice(&mask[input * s..(input + 1) * s], (1, 1, 1, s), &dev).unwrap();
+            close(
+                &got[row * heads * hd..(row + 1) * heads * hd],
+                &through_candle(&qr, &kr, &vr, &m, 0.5),
+            );
+        }
+    }
+}
