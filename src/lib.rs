@@ -10,6 +10,7 @@ pub mod device;
 pub mod error;
 pub mod generation;
 pub mod hub;
+pub mod math;
 pub mod models;
 pub mod tasks;
 pub mod text;
@@ -19,3 +20,6 @@ pub use error::{Error, Result};
 pub use tasks::engine::Engine;
 pub use tasks::summarize::Summarizer;
 pub use tasks::translate::Translator;
+
+pub static T: [std::sync::atomic::AtomicU64; 4] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 4];

@@ -90,24 +90,51 @@ impl KvCache {
         self.capacity = capacity;
     }
 
-    /// Keeps rows `rows` (old indices, in their new order; repeats allowed).
+    /// Keeps rows `rows` (old indices, in their new order; repeats allowed; at most as many
+    /// as there are rows). Rows are moved in place: a row that keeps its own history is not
+    /// copied, and only histories that are both moved and overwritten are stashed first.
     pub fn select_rows(&mut self, rows: &[u32]) {
-        let row_size = self.heads * self.capacity * self.head_dim;
+        assert!(rows.len() <= self.rows, "select_rows cannot add rows");
+        let slot_size = self.capacity * self.head_dim;
+        let row_size = self.heads * slot_size;
         let used = self.len * self.head_dim;
-        let mut keys = vec![0.0; rows.len() * row_size];
-        let mut values = vec![0.0; rows.len() * row_size];
-        for (new, &old) in rows.iter().enumerate() {
-            for h in 0..self.heads {
-                let slot_size = self.capacity * self.head_dim;
-                let from = old as usize * row_size + h * slot_size;
-                let to = new * row_size + h * slot_size;
-                keys[to..to + used].copy_from_slice(&self.keys[from..from + used]);
-                values[to..to + used].copy_from_slice(&self.values[from..from + used]);
+        let overwritten = |r: usize| r < rows.len() && rows[r] as usize != r;
+        let mut stash: Vec<(usize, Vec<f32>, Vec<f32>)> = Vec::new();
+        for (r, &src) in rows.iter().enumerate() {
+            let src = src as usize;
+            if src != r && overwritten(src) && !stash.iter().any(|(s, _, _)| *s == src) {
+                let range = src * row_size..(src + 1) * row_size;
+                stash.push((
+                    src,
+                    self.keys[range.clone()].to_vec(),
+                    self.values[range].to_vec(),
+                ));
             }
         }
-        self.keys = keys;
-        self.values = values;
+        for (r, &src) in rows.iter().enumerate() {
+            let src = src as usize;
+            if src == r {
+                continue;
+            }
+            for h in 0..self.heads {
+                let to = r * row_size + h * slot_size;
+                match stash.iter().find(|(s, _, _)| *s == src) {
+                    Some((_, keys, values)) => {
+                        let from = h * slot_size;
+                        self.keys[to..to + used].copy_from_slice(&keys[from..from + used]);
+                        self.values[to..to + used].copy_from_slice(&values[from..from + used]);
+                    }
+                    None => {
+                        let from = src * row_size + h * slot_size;
+                        self.keys.copy_within(from..from + used, to);
+                        self.values.copy_within(from..from + used, to);
+                    }
+                }
+            }
+        }
         self.rows = rows.len();
+        self.keys.truncate(self.rows * row_size);
+        self.values.truncate(self.rows * row_size);
     }
 
     /// Appends this step's `keys`/`values` [rows, heads · hd] and attends `queries`
@@ -190,8 +217,42 @@ pub fn cross_attend(
 }
 
 /// `out = softmax(scaling · (q · k_t) + bias(t)) · V` for one query over `keys`/`values`
-/// [T, hd]; `scores` is scratch space.
+/// [T, hd]; `scores` is scratch space. Compiled for AVX2 + FMA where the CPU has them.
 fn attend_one(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    scaling: f32,
+    bias: impl Fn(usize) -> f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the features are present.
+            return unsafe { attend_one_avx2(q, keys, values, scaling, bias, scores, out) };
+        }
+    }
+    attend_one_portable(q, keys, values, scaling, bias, scores, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attend_one_avx2(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    scaling: f32,
+    bias: impl Fn(usize) -> f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    attend_one_portable(q, keys, values, scaling, bias, scores, out)
+}
+
+#[inline(always)]
+fn attend_one_portable(
     q: &[f32],
     keys: &[f32],
     values: &[f32],
@@ -212,7 +273,7 @@ fn attend_one(
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f32;
     for s in scores.iter_mut() {
-        *s = (*s - max).exp();
+        *s = crate::math::exp_nonpositive(*s - max);
         sum += *s;
     }
     out.fill(0.0);
@@ -225,6 +286,7 @@ fn attend_one(
 }
 
 /// A dot product in eight independent lanes, so that it vectorizes.
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -353,6 +415,10 @@ mod tests {
             reference.push(&pick(&k), &pick(&v));
         }
         cache.select_rows(&[2, 2, 0]);
+        let mut dropped = KvCache::new(rows, heads, hd);
+        dropped.push(&values(rows * heads * hd, 1), &values(rows * heads * hd, 2));
+        dropped.select_rows(&[1]);
+        assert_eq!(dropped.rows, 1);
         let q = values(rows * heads * hd, 999);
         let (k, v) = (values(rows * heads * hd, 5), values(rows * heads * hd, 6));
         assert_eq!(
