@@ -20,6 +20,3 @@ pub use error::{Error, Result};
 pub use tasks::engine::Engine;
 pub use tasks::summarize::Summarizer;
 pub use tasks::translate::Translator;
-
-pub static T: [std::sync::atomic::AtomicU64; 4] =
-    [const { std::sync::atomic::AtomicU64::new(0) }; 4];
