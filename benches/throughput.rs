@@ -234,51 +234,59 @@ fn main() {
     std::fs::write(&one, "Bonjour.\n").unwrap();
     eprintln!("{n} sentences × {} tokens, {} threads", o.tokens, o.threads);
 
-    let base = |extra: &[&str]| -> Vec<String> {
+    let translate_args = |extra: &[&str]| -> Vec<String> {
         let mut args: Vec<String> = vec!["translate".into(), "--model".into()];
         args.push(model.display().to_string());
         args.extend(["--threads".into(), o.threads.to_string()]);
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     };
-    let mut row = Row {
-        engine: "dragoman float32".into(),
-        speed: HashMap::new(),
-        load_seconds: None,
-        peak_rss_mb: 0.0,
-    };
-    // Load to first output line: one short sentence, one token.
-    let load = run(
-        &base(&["--beams", "1", "--max-new-tokens", "1"]),
-        &one,
-        o.threads,
-    );
-    row.load_seconds = Some(load.seconds);
-    for (name, beams, batch) in COLUMNS {
-        let tokens = o.tokens.to_string();
-        let r = run(
-            &base(&[
-                "--beams",
-                &beams.to_string(),
-                "--max-batch",
-                &batch.to_string(),
-                "--min-new-tokens",
-                &tokens,
-                "--max-new-tokens",
-                &tokens,
-            ]),
-            &sentences,
+    let mut rows = Vec::new();
+    for (dtype, label) in [("f32", "dragoman float32"), ("int8", "dragoman int8")] {
+        let base = |extra: &[&str]| {
+            let mut args = translate_args(&["--dtype", dtype]);
+            args.extend(extra.iter().map(|s| s.to_string()));
+            args
+        };
+        let mut row = Row {
+            engine: label.into(),
+            speed: HashMap::new(),
+            load_seconds: None,
+            peak_rss_mb: 0.0,
+        };
+        // Load to first output line: one short sentence, one token.
+        let load = run(
+            &base(&["--beams", "1", "--max-new-tokens", "1"]),
+            &one,
             o.threads,
         );
-        let speed = (n * o.tokens) as f64 / r.seconds;
-        eprintln!(
-            "  {} {name}: {:.2} s, {speed:.0} tok/s, {:.0} MB",
-            row.engine, r.seconds, r.peak_rss_mb
-        );
-        row.speed.insert(name.to_string(), speed);
-        row.peak_rss_mb = row.peak_rss_mb.max(r.peak_rss_mb);
+        row.load_seconds = Some(load.seconds);
+        for (name, beams, batch) in COLUMNS {
+            let tokens = o.tokens.to_string();
+            let r = run(
+                &base(&[
+                    "--beams",
+                    &beams.to_string(),
+                    "--max-batch",
+                    &batch.to_string(),
+                    "--min-new-tokens",
+                    &tokens,
+                    "--max-new-tokens",
+                    &tokens,
+                ]),
+                &sentences,
+                o.threads,
+            );
+            let speed = (n * o.tokens) as f64 / r.seconds;
+            eprintln!(
+                "  {} {name}: {:.2} s, {speed:.0} tok/s, {:.0} MB",
+                row.engine, r.seconds, r.peak_rss_mb
+            );
+            row.speed.insert(name.to_string(), speed);
+            row.peak_rss_mb = row.peak_rss_mb.max(r.peak_rss_mb);
+        }
+        rows.push(row);
     }
-    let mut rows = vec![row];
 
     if let Some(python) = &o.python {
         rows.extend(peers(python, &model, &sentences, &o));
@@ -339,7 +347,7 @@ fn print_table(rows: &[Row], n: usize, o: &Options) {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "\nopus-mt-fr-en shape, random weights; {n} sentences × {} forced tokens; {} threads; tokens/s (ratio to dragoman float32)\n",
+        "\nopus-mt-fr-en shape, random weights; {n} sentences × {} forced tokens; {} threads; tokens/s (peers: dragoman's speed at the same precision / theirs)\n",
         o.tokens, o.threads
     )
     .unwrap();
@@ -349,13 +357,22 @@ fn print_table(rows: &[Row], n: usize, o: &Options) {
     )
     .unwrap();
     writeln!(out, "|---|---|---|---|---|---|").unwrap();
-    let ours = &rows[0];
     for row in rows {
+        // Peers compare with dragoman at their precision (int8 with int8, else float32).
+        let precision = if row.engine.contains("int8") {
+            "int8"
+        } else {
+            "float32"
+        };
+        let ours = rows
+            .iter()
+            .find(|r| r.engine == format!("dragoman {precision}"))
+            .unwrap_or(&rows[0]);
         let cells: Vec<String> = COLUMNS
             .iter()
             .map(
                 |(name, _, _)| match (row.speed.get(*name), ours.speed.get(*name)) {
-                    (Some(s), Some(base)) if row.engine != ours.engine => {
+                    (Some(s), Some(base)) if !row.engine.starts_with("dragoman") => {
                         format!("{s:.0} ({:.2}×)", base / s)
                     }
                     (Some(s), _) => format!("{s:.0}"),
@@ -378,7 +395,7 @@ fn print_table(rows: &[Row], n: usize, o: &Options) {
     }
     writeln!(
         out,
-        "\n(peer ratios: dragoman float32 speed / peer speed; dragoman times whole processes, peers only their translate calls)"
+        "\n(peer ratios: dragoman's speed at the peer's precision / the peer's speed; dragoman times whole processes, peers only their translate calls)"
     )
     .unwrap();
 }
