@@ -475,3 +475,29 @@ fn odd_input_keeps_its_shape() {
     let out = &assert.get_output().stdout;
     assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
 }
+
+#[test]
+fn int8_translates_every_line_and_half_precision_is_refused_on_the_cpu() {
+    let input = "Le chat dort.\n\nIl fait beau. Nous partons demain.\n";
+    let out = translate_with(&fixture("fr-en"))
+        .args(["--dtype", "int8"])
+        .write_stdin(input)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text:?}");
+    assert_eq!(text.lines().nth(1), Some(""), "{text:?}");
+    for dtype in ["f16", "bf16"] {
+        translate_with(&fixture("fr-en"))
+            .args(["--dtype", dtype])
+            .write_stdin("Bonjour.\n")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "--dtype {dtype} is not supported on the CPU"
+            )));
+    }
+}
