@@ -6,6 +6,7 @@ use std::sync::Arc;
 use candle_core::{DType, Module, Tensor};
 use candle_nn::LayerNorm;
 
+use super::few_rows;
 use super::int8::Int8Matrix;
 use super::step_attention::{self, with_values, KvCache};
 use super::weights::Weights;
@@ -50,16 +51,15 @@ impl Linear {
             return Ok(Self::new(weight, bias));
         }
         let (n, k) = weight.dims2()?;
-        let values = weight
-            .to_dtype(DType::F32)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
+        // Read in place: a copy of the tied 59k × 512 embedding alone would add 120 MB of peak.
+        let weight = weight.to_dtype(DType::F32)?.contiguous()?;
+        let matrix = with_values(&weight, |w| Int8Matrix::quantize(w, n, k))?;
         let bias_values = match &bias {
             Some(b) => Some(Arc::new(b.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)),
             None => None,
         };
         Ok(Self {
-            weight: Projection::Int8(Arc::new(Int8Matrix::quantize(&values, n, k)), bias_values),
+            weight: Projection::Int8(Arc::new(matrix), bias_values),
             bias,
         })
     }
@@ -80,6 +80,23 @@ impl Module for Linear {
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().unwrap_or(&mut 0) = self.out_features()?;
         match &self.weight {
+            Projection::Float(weight)
+                if rows <= few_rows::MAX_ROWS
+                    && step_attention::applies_to(x)
+                    && weight.is_contiguous()
+                    && self.bias.as_ref().is_none_or(|b| b.is_contiguous()) =>
+            {
+                // A decoding step's few rows: a weight-streaming kernel (see few_rows.rs).
+                let (n, k) = weight.dims2()?;
+                let values = x.flatten_all()?.to_vec1::<f32>()?;
+                let y = with_values(weight, |w| match &self.bias {
+                    Some(bias) => with_values(bias, |b| {
+                        few_rows::matmul_t(&values, rows, w, n, k, Some(b))
+                    }),
+                    None => Ok(few_rows::matmul_t(&values, rows, w, n, k, None)),
+                })??;
+                Tensor::from_vec(y, out_dims, x.device())
+            }
             Projection::Float(weight) => {
                 let y = x.reshape((rows, inner))?.matmul(&weight.t()?)?;
                 let y = match &self.bias {
@@ -105,7 +122,12 @@ pub fn linear(
     out_dim: usize,
     bias: bool,
 ) -> Result<Linear> {
-    let weight = w.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?;
+    let name = format!("{prefix}.weight");
+    let weight = match w.precision() {
+        // Only the quantized copy is kept: free the f32 one as we go (peak memory).
+        Precision::Int8 => w.take(&name, &[out_dim, in_dim])?,
+        _ => w.get(&name, &[out_dim, in_dim])?,
+    };
     let bias = if bias {
         Some(w.get(&format!("{prefix}.bias"), &[out_dim])?)
     } else {

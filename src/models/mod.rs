@@ -4,6 +4,7 @@
 //! one token at a time over rows that may be beams of the same sentence.
 
 pub mod bart;
+pub mod few_rows;
 pub mod int8;
 pub mod layers;
 pub mod marian;

@@ -2,6 +2,7 @@
 //! safetensors with `model.safetensors.index.json`, or PyTorch's `pytorch_model.bin`
 //! (also sharded). Safetensors are preferred when both are present, as transformers does.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -12,7 +13,8 @@ use crate::error::{Error, Result};
 
 /// All tensors of a checkpoint by name, converted to one dtype on one device.
 pub struct Weights {
-    tensors: HashMap<String, Tensor>,
+    /// Interior mutability so that `take` can free a tensor once it has been converted.
+    tensors: RefCell<HashMap<String, Tensor>>,
     /// What was read, for error messages ("…/model.safetensors").
     source: PathBuf,
     precision: Precision,
@@ -54,7 +56,7 @@ impl Weights {
                 }
             }
             return Ok(Self {
-                tensors,
+                tensors: RefCell::new(tensors),
                 source: path,
                 precision,
             });
@@ -71,7 +73,7 @@ impl Weights {
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
+        self.tensors.borrow().contains_key(name)
     }
 
     /// The tensor `name`, checked against the expected shape.
@@ -100,8 +102,17 @@ impl Weights {
         }
     }
 
+    /// `get`, removing the tensor: when the caller keeps only a converted copy (int8), the
+    /// f32 original is freed now rather than after the whole model is built.
+    pub fn take(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let tensor = self.get(name, shape)?;
+        self.tensors.borrow_mut().remove(name);
+        Ok(tensor)
+    }
+
     fn get_any_shape(&self, name: &str) -> Result<Tensor> {
         self.tensors
+            .borrow()
             .get(name)
             .cloned()
             .ok_or_else(|| Error::file(&self.source, format!("missing tensor {name}")))
