@@ -115,6 +115,19 @@ impl Int8Matrix {
         self.k
     }
 
+    /// Rows `ids` dequantized (`scale_j · q_j`), [ids.len(), k] row-major: embedding lookups
+    /// from the matrix a tied output layer multiplies with.
+    pub fn dequantize_rows(&self, ids: &[u32]) -> Option<Vec<f32>> {
+        let mut out = Vec::with_capacity(ids.len() * self.k);
+        for &id in ids {
+            let j = id as usize;
+            let scale = *self.scales.get(j)?;
+            let row = &self.values[j * self.stride..j * self.stride + self.k];
+            out.extend(row.iter().map(|&q| q as f32 * scale));
+        }
+        Some(out)
+    }
+
     /// The bytes this matrix holds.
     pub fn size_in_bytes(&self) -> usize {
         self.values.len() + 4 * self.scales.len()
@@ -395,6 +408,22 @@ mod tests {
         assert_eq!(quantize_row(&[0.5, -1.0, 0.25], &mut out), 1.0 / 127.0);
         // 0.5 · 127 = 63.5 is a tie: to even.
         assert_eq!(out, vec![64, -127, 32]);
+    }
+
+    #[test]
+    fn dequantized_rows_are_within_half_a_step_and_unknown_ids_are_refused() {
+        let (n, k) = (5, 40);
+        let w = values(n * k, 9);
+        let q = Int8Matrix::quantize(&w, n, k);
+        let rows = q.dequantize_rows(&[4, 0]).unwrap();
+        for (r, j) in [4usize, 0].iter().enumerate() {
+            let row = &w[j * k..(j + 1) * k];
+            let step = row.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+            for (got, want) in rows[r * k..(r + 1) * k].iter().zip(row) {
+                assert!((got - want).abs() <= step / 2.0 + 1e-6, "{got} vs {want}");
+            }
+        }
+        assert!(q.dequantize_rows(&[5]).is_none());
     }
 
     #[test]

@@ -114,6 +114,78 @@ impl Module for Linear {
     }
 }
 
+/// Token embeddings: an f32 table, or (int8) one quantized per row and dequantized at lookup,
+/// shared with a tied output layer so the model keeps a single int8 copy and no f32 one.
+#[derive(Debug, Clone)]
+pub enum Embedding {
+    Float(Tensor),
+    Int8(Arc<Int8Matrix>, candle_core::Device),
+}
+
+impl Embedding {
+    pub fn new(table: Tensor, precision: Precision) -> candle_core::Result<Self> {
+        if precision != Precision::Int8 {
+            return Ok(Self::Float(table));
+        }
+        let (n, k) = table.dims2()?;
+        let device = table.device().clone();
+        let table = table.to_dtype(DType::F32)?.contiguous()?;
+        let matrix = with_values(&table, |w| Int8Matrix::quantize(w, n, k))?;
+        Ok(Self::Int8(Arc::new(matrix), device))
+    }
+
+    /// The rows of `ids` (any shape): [ids…, dim].
+    pub fn lookup(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        let flat = ids.flatten_all()?;
+        let mut dims = ids.dims().to_vec();
+        match self {
+            Self::Float(table) => {
+                dims.push(table.dim(1)?);
+                table.index_select(&flat, 0)?.reshape(dims)
+            }
+            Self::Int8(matrix, device) => {
+                let ids = flat.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+                let Some(rows) = matrix.dequantize_rows(&ids) else {
+                    candle_core::bail!("token id out of the embedding's {} rows", matrix.rows());
+                };
+                dims.push(matrix.cols());
+                Tensor::from_vec(rows, dims, device)
+            }
+        }
+    }
+
+    /// The output layer tied to this table, with `bias`.
+    pub fn tied_head(&self, bias: Option<Tensor>) -> candle_core::Result<Linear> {
+        match self {
+            Self::Float(table) => Ok(Linear::new(table.clone(), bias)),
+            Self::Int8(matrix, _) => {
+                let bias_values = match &bias {
+                    Some(b) => Some(Arc::new(b.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)),
+                    None => None,
+                };
+                Ok(Linear {
+                    weight: Projection::Int8(matrix.clone(), bias_values),
+                    bias,
+                })
+            }
+        }
+    }
+
+    pub fn dtype(&self) -> DType {
+        match self {
+            Self::Float(table) => table.dtype(),
+            Self::Int8(..) => DType::F32,
+        }
+    }
+
+    pub fn device(&self) -> &candle_core::Device {
+        match self {
+            Self::Float(table) => table.device(),
+            Self::Int8(_, device) => device,
+        }
+    }
+}
+
 /// `prefix.weight` [out, in] and, when present, `prefix.bias` [out].
 pub fn linear(
     w: &Weights,

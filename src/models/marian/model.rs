@@ -1,22 +1,21 @@
 use std::path::Path;
 
-use crate::models::Precision;
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::config::MarianConfig;
 use crate::error::{Error, Result};
 use crate::models::layers::{
-    additive_mask, checked_activation, DecoderLayer, EncoderLayer, Linear, StackShape,
+    additive_mask, checked_activation, DecoderLayer, Embedding, EncoderLayer, Linear, StackShape,
 };
 use crate::models::weights::Weights;
-use crate::models::{DecoderState, Encoded, Seq2Seq, SpecialTokens};
+use crate::models::{DecoderState, Encoded, Precision, Seq2Seq, SpecialTokens};
 
 /// transformers' LayerNorm epsilon for Marian (not configurable there either).
 const LAYER_NORM_EPS: f64 = 1e-5;
 
 pub struct Marian {
-    encoder_embed: Tensor,
-    decoder_embed: Tensor,
+    encoder_embed: Embedding,
+    decoder_embed: Embedding,
     positions: Tensor,
     embed_scale: f64,
     encoder: Vec<EncoderLayer>,
@@ -55,30 +54,31 @@ impl Marian {
         let source_vocab = config.vocab_size;
         let target_vocab = config.target_vocab_size();
         // Tied checkpoints store the shared embedding under one of these names only.
-        let encoder_embed = w.get_first(
+        let precision = w.precision();
+        let shared = w.get_first(
             &["model.shared.weight", "model.encoder.embed_tokens.weight"],
             &[source_vocab, d],
         )?;
+        let (dtype, device) = (shared.dtype(), shared.device().clone());
+        let encoder_embed = Embedding::new(shared, precision)?;
         let decoder_embed = if config.share_encoder_decoder_embeddings {
             encoder_embed.clone()
         } else {
-            w.get("model.decoder.embed_tokens.weight", &[target_vocab, d])?
-        };
-        let lm_head = if config.tie_word_embeddings || !w.contains("lm_head.weight") {
-            decoder_embed.clone()
-        } else {
-            w.get("lm_head.weight", &[target_vocab, d])?
+            let table = w.get("model.decoder.embed_tokens.weight", &[target_vocab, d])?;
+            Embedding::new(table, precision)?
         };
         let final_logits_bias = if w.contains("final_logits_bias") {
             w.get("final_logits_bias", &[1, target_vocab])?
         } else {
-            Tensor::zeros((1, target_vocab), lm_head.dtype(), lm_head.device())?
+            Tensor::zeros((1, target_vocab), dtype, &device)?
         };
-        let lm_head = Linear::with_precision(
-            lm_head,
-            Some(final_logits_bias.flatten_all()?),
-            w.precision(),
-        )?;
+        let bias = Some(final_logits_bias.flatten_all()?);
+        let lm_head = if config.tie_word_embeddings || !w.contains("lm_head.weight") {
+            decoder_embed.tied_head(bias)?
+        } else {
+            let head = w.get("lm_head.weight", &[target_vocab, d])?;
+            Linear::with_precision(head, bias, precision)?
+        };
 
         let shape = |heads, ffn| StackShape {
             dim: d,
@@ -126,14 +126,12 @@ impl Marian {
 
     fn embed(
         &self,
-        table: &Tensor,
+        table: &Embedding,
         ids: &Tensor,
         first_position: usize,
     ) -> candle_core::Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let tokens = table
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, ()))?;
+        let (_, t) = ids.dims2()?;
+        let tokens = table.lookup(ids)?;
         let tokens = (tokens * self.embed_scale)?;
         let positions = self.positions.narrow(0, first_position, t)?;
         tokens.broadcast_add(&positions)
