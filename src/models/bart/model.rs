@@ -7,7 +7,8 @@ use candle_nn::LayerNorm;
 use super::config::BartConfig;
 use crate::error::{Error, Result};
 use crate::models::layers::{
-    additive_mask, checked_activation, layer_norm, DecoderLayer, EncoderLayer, Linear, StackShape,
+    additive_mask, checked_activation, layer_norm, DecoderLayer, Embedding, EncoderLayer, Linear,
+    StackShape,
 };
 use crate::models::weights::Weights;
 use crate::models::{DecoderState, Encoded, Seq2Seq, SpecialTokens};
@@ -28,7 +29,7 @@ pub enum Variant {
 }
 
 pub struct Bart {
-    embed: Tensor,
+    embed: Embedding,
     embed_scale: f64,
     encoder: Stack<EncoderLayer>,
     decoder: Stack<DecoderLayer>,
@@ -126,16 +127,18 @@ impl Bart {
             &["model.shared.weight", "model.encoder.embed_tokens.weight"],
             &[v, d],
         )?;
-        // The head is tied to the embeddings; some checkpoints also store the tied copy.
-        let lm_head = if w.contains("lm_head.weight") {
-            w.get("lm_head.weight", &[v, d])?
-        } else {
-            embed.clone()
-        };
         let final_logits_bias = if w.contains("final_logits_bias") {
             w.get("final_logits_bias", &[1, v])?
         } else {
             Tensor::zeros((1, v), embed.dtype(), embed.device())?
+        };
+        let bias = Some(final_logits_bias.flatten_all()?);
+        let embed = Embedding::new(embed, w.precision())?;
+        // The head is tied to the embeddings; some checkpoints also store the tied copy.
+        let lm_head = if w.contains("lm_head.weight") {
+            Linear::with_precision(w.get("lm_head.weight", &[v, d])?, bias, w.precision())?
+        } else {
+            embed.tied_head(bias)?
         };
         let shape = |heads, ffn| StackShape {
             dim: d,
@@ -171,11 +174,7 @@ impl Bart {
             },
             encoder,
             decoder,
-            lm_head: Linear::with_precision(
-                lm_head,
-                Some(final_logits_bias.flatten_all()?),
-                w.precision(),
-            )?,
+            lm_head,
             special: SpecialTokens {
                 pad: config.pad_token_id,
                 eos: config.eos_token_id,
@@ -187,11 +186,7 @@ impl Bart {
     }
 
     fn tokens(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let tokens = self
-            .embed
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, ()))?;
+        let tokens = self.embed.lookup(ids)?;
         if self.embed_scale == 1.0 {
             Ok(tokens)
         } else {

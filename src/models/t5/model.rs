@@ -6,7 +6,7 @@ use candle_nn::RmsNorm;
 
 use super::config::T5Config;
 use crate::error::{Error, Result};
-use crate::models::layers::{additive_mask, linear, Activation, Attention, Linear};
+use crate::models::layers::{additive_mask, linear, Activation, Attention, Embedding, Linear};
 use crate::models::weights::Weights;
 use crate::models::{DecoderState, Encoded, Seq2Seq, SpecialTokens};
 
@@ -14,7 +14,7 @@ use crate::models::{DecoderState, Encoded, Seq2Seq, SpecialTokens};
 const DEFAULT_INPUT_TOKENS: usize = 512;
 
 pub struct T5 {
-    embed: Tensor,
+    embed: Embedding,
     encoder: Vec<Block>,
     encoder_norm: RmsNorm,
     encoder_positions: RelativePositions,
@@ -213,10 +213,11 @@ impl T5 {
             &[v, d],
         )?;
         let untied_head = w.contains("lm_head.weight");
+        let embed = Embedding::new(embed, w.precision())?;
         let lm_head = if untied_head {
-            w.get("lm_head.weight", &[v, d])?
+            Linear::with_precision(w.get("lm_head.weight", &[v, d])?, None, w.precision())?
         } else {
-            embed.clone()
+            embed.tied_head(None)?
         };
         // transformers 5.23: T5 scales unless the config says `tie_word_embeddings: false` (or
         // gives `scale_decoder_outputs`); MT5ForConditionalGeneration never scales.
@@ -254,7 +255,7 @@ impl T5 {
             decoder_positions: positions("decoder", false)?,
             activation,
             embed,
-            lm_head: Linear::with_precision(lm_head, None, w.precision())?,
+            lm_head,
             output_scale: if scaled { (d as f64).powf(-0.5) } else { 1.0 },
             special: SpecialTokens {
                 pad: c.pad_token_id,
@@ -267,10 +268,7 @@ impl T5 {
     }
 
     fn tokens(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        self.embed
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, ()))
+        self.embed.lookup(ids)
     }
 }
 
