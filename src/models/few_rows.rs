@@ -67,15 +67,22 @@ unsafe fn columns_of(
         let mut i = 0;
         while i < m {
             let take_r = (m - i).min(MR);
-            let xr: [&[f32]; MR] = std::array::from_fn(|r| {
-                let i = i + r.min(take_r - 1);
-                &x[i * k..(i + 1) * k]
-            });
-            let sums = dot_tile(xr, wr);
-            for (r, sums) in sums.iter().enumerate().take(take_r) {
+            let mut write = |r: usize, sums: &[f32; NR]| {
                 for (c, &s) in sums.iter().enumerate().take(take_c) {
                     let v = s + bias.map_or(0.0, |b| b[j + c]);
                     *out.0.add((i + r) * n + j + c) = v;
+                }
+            };
+            if take_r == 1 {
+                // One row (greedy, one sentence): no repeated rows to multiply.
+                write(0, &dot_tile::<1>([&x[i * k..(i + 1) * k]], wr)[0]);
+            } else {
+                let xr: [&[f32]; MR] = std::array::from_fn(|r| {
+                    let i = i + r.min(take_r - 1);
+                    &x[i * k..(i + 1) * k]
+                });
+                for (r, sums) in dot_tile::<MR>(xr, wr).iter().enumerate().take(take_r) {
+                    write(r, sums);
                 }
             }
             i += take_r;
@@ -85,7 +92,7 @@ unsafe fn columns_of(
 }
 
 /// `sums[r][c] = x[r] · w[c]`.
-fn dot_tile(x: [&[f32]; MR], w: [&[f32]; NR]) -> [[f32; NR]; MR] {
+fn dot_tile<const R: usize>(x: [&[f32]; R], w: [&[f32]; NR]) -> [[f32; NR]; R] {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -96,7 +103,7 @@ fn dot_tile(x: [&[f32]; MR], w: [&[f32]; NR]) -> [[f32; NR]; MR] {
     dot_tile_portable(x, w)
 }
 
-fn dot_tile_portable(x: [&[f32]; MR], w: [&[f32]; NR]) -> [[f32; NR]; MR] {
+fn dot_tile_portable<const R: usize>(x: [&[f32]; R], w: [&[f32]; NR]) -> [[f32; NR]; R] {
     std::array::from_fn(|r| {
         std::array::from_fn(|c| {
             let mut lanes = [0f32; 8];
@@ -119,18 +126,18 @@ fn dot_tile_portable(x: [&[f32]; MR], w: [&[f32]; NR]) -> [[f32; NR]; MR] {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{MR, NR};
+    use super::NR;
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_tile(x: [&[f32]; MR], w: [&[f32]; NR]) -> [[f32; NR]; MR] {
+    pub unsafe fn dot_tile<const R: usize>(x: [&[f32]; R], w: [&[f32]; NR]) -> [[f32; NR]; R] {
         let k = x[0].len();
         let body = k - k % 8;
-        let mut acc = [[_mm256_setzero_ps(); NR]; MR];
+        let mut acc = [[_mm256_setzero_ps(); NR]; R];
         let mut t = 0;
         while t < body {
             let wv: [__m256; NR] = std::array::from_fn(|c| _mm256_loadu_ps(w[c].as_ptr().add(t)));
-            for r in 0..MR {
+            for r in 0..R {
                 let xv = _mm256_loadu_ps(x[r].as_ptr().add(t));
                 for c in 0..NR {
                     acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
@@ -138,8 +145,8 @@ mod avx2 {
             }
             t += 8;
         }
-        let mut sums = [[0f32; NR]; MR];
-        for r in 0..MR {
+        let mut sums = [[0f32; NR]; R];
+        for r in 0..R {
             for c in 0..NR {
                 let mut lanes = [0f32; 8];
                 _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][c]);
@@ -198,7 +205,7 @@ mod tests {
         let rows: Vec<Vec<f32>> = (0..7).map(|s| values(67, s)).collect();
         let x: [&[f32]; MR] = std::array::from_fn(|r| rows[r].as_slice());
         let w: [&[f32]; NR] = std::array::from_fn(|c| rows[MR + c].as_slice());
-        let (a, b) = (dot_tile(x, w), dot_tile_portable(x, w));
+        let (a, b) = (dot_tile::<MR>(x, w), dot_tile_portable::<MR>(x, w));
         for (a, b) in a.iter().flatten().zip(b.iter().flatten()) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }

@@ -191,23 +191,30 @@ impl Int8Matrix {
                 let mut i = rows;
                 while i < row_end {
                     let take = (row_end - i).min(MR);
-                    let x =
-                        std::array::from_fn(|r| input.values[(i + r.min(take - 1)) * s..].as_ptr());
-                    let a = std::array::from_fn(|r| {
-                        input.magnitudes[(i + r.min(take - 1)) * s..].as_ptr()
-                    });
-                    let sums = dot_tile(x, a, w, s);
-                    for (r, sums) in sums.iter().enumerate().take(take) {
-                        for (c, &j) in
-                            js.iter()
-                                .enumerate()
-                                .take(if js[1] == js[0] { 1 } else { NR })
-                        {
+                    let columns_here = if js[1] == js[0] { 1 } else { NR };
+                    let mut write = |r: usize, sums: &[i32; NR]| {
+                        for (c, &j) in js.iter().enumerate().take(columns_here) {
                             let mut v = sums[c] as f32 * (input.scales[i + r] * self.scales[j]);
                             if let Some(bias) = bias {
                                 v += bias[j];
                             }
                             *out.0.add((i + r) * self.n + j) = v;
+                        }
+                    };
+                    if take == 1 {
+                        // One row (greedy, one sentence): no repeated rows to multiply.
+                        let x = [input.values[i * s..].as_ptr()];
+                        let a = [input.magnitudes[i * s..].as_ptr()];
+                        write(0, &dot_tile::<1>(x, a, w, s)[0]);
+                    } else {
+                        let x = std::array::from_fn(|r| {
+                            input.values[(i + r.min(take - 1)) * s..].as_ptr()
+                        });
+                        let a = std::array::from_fn(|r| {
+                            input.magnitudes[(i + r.min(take - 1)) * s..].as_ptr()
+                        });
+                        for (r, sums) in dot_tile::<MR>(x, a, w, s).iter().enumerate().take(take) {
+                            write(r, sums);
                         }
                     }
                     i += take;
@@ -224,12 +231,12 @@ unsafe impl Send for SharedOut {}
 
 /// `sums[r][c] = Σ_k x[r][k] · w[c][k]` over `len` (a multiple of `LANES`) int8 values;
 /// `a[r]` holds |x[r]|.
-fn dot_tile(
-    x: [*const i8; MR],
-    a: [*const u8; MR],
+fn dot_tile<const R: usize>(
+    x: [*const i8; R],
+    a: [*const u8; R],
     w: [*const i8; NR],
     len: usize,
-) -> [[i32; NR]; MR] {
+) -> [[i32; NR]; R] {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") {
@@ -240,8 +247,12 @@ fn dot_tile(
     dot_tile_portable(x, w, len)
 }
 
-fn dot_tile_portable(x: [*const i8; MR], w: [*const i8; NR], len: usize) -> [[i32; NR]; MR] {
-    let mut sums = [[0i32; NR]; MR];
+fn dot_tile_portable<const R: usize>(
+    x: [*const i8; R],
+    w: [*const i8; NR],
+    len: usize,
+) -> [[i32; NR]; R] {
+    let mut sums = [[0i32; NR]; R];
     for (r, x) in x.iter().enumerate() {
         for (c, w) in w.iter().enumerate() {
             // SAFETY: as above.
@@ -259,7 +270,7 @@ fn dot_tile_portable(x: [*const i8; MR], w: [*const i8; NR], len: usize) -> [[i3
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{MR, NR};
+    use super::NR;
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx2")]
@@ -268,19 +279,19 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2")]
-    pub unsafe fn dot_tile(
-        x: [*const i8; MR],
-        a: [*const u8; MR],
+    pub unsafe fn dot_tile<const R: usize>(
+        x: [*const i8; R],
+        a: [*const u8; R],
         w: [*const i8; NR],
         len: usize,
-    ) -> [[i32; NR]; MR] {
+    ) -> [[i32; NR]; R] {
         let ones = _mm256_set1_epi16(1);
-        let mut acc = [[_mm256_setzero_si256(); NR]; MR];
+        let mut acc = [[_mm256_setzero_si256(); NR]; R];
         let mut k = 0;
         while k < len {
             let wv: [__m256i; NR] =
                 std::array::from_fn(|c| _mm256_loadu_si256(w[c].add(k) as *const __m256i));
-            for r in 0..MR {
+            for r in 0..R {
                 let xv = _mm256_loadu_si256(x[r].add(k) as *const __m256i);
                 let av = _mm256_loadu_si256(a[r].add(k) as *const __m256i);
                 for c in 0..NR {
@@ -396,7 +407,14 @@ mod tests {
         let x: [*const i8; MR] = std::array::from_fn(|r| q[r].as_ptr());
         let xa: [*const u8; MR] = std::array::from_fn(|r| a[r].as_ptr());
         let w: [*const i8; NR] = std::array::from_fn(|c| q[c].as_ptr());
-        assert_eq!(dot_tile(x, xa, w, k), dot_tile_portable(x, w, k));
+        assert_eq!(
+            dot_tile::<MR>(x, xa, w, k),
+            dot_tile_portable::<MR>(x, w, k)
+        );
+        assert_eq!(
+            dot_tile::<1>([x[0]], [xa[0]], w, k),
+            dot_tile_portable::<1>([x[0]], w, k)
+        );
     }
 
     #[test]
