@@ -67,7 +67,7 @@ unsafe fn columns_of(
         let mut i = 0;
         while i < m {
             let take_r = (m - i).min(MR);
-            let mut write = |r: usize, sums: &[f32; NR]| {
+            let write = |r: usize, sums: &[f32; NR]| {
                 for (c, &s) in sums.iter().enumerate().take(take_c) {
                     let v = s + bias.map_or(0.0, |b| b[j + c]);
                     *out.0.add((i + r) * n + j + c) = v;
@@ -104,24 +104,7 @@ fn dot_tile<const R: usize>(x: [&[f32]; R], w: [&[f32]; NR]) -> [[f32; NR]; R] {
 }
 
 fn dot_tile_portable<const R: usize>(x: [&[f32]; R], w: [&[f32]; NR]) -> [[f32; NR]; R] {
-    std::array::from_fn(|r| {
-        std::array::from_fn(|c| {
-            let mut lanes = [0f32; 8];
-            let (a, b) = (x[r].chunks_exact(8), w[c].chunks_exact(8));
-            let tail: f32 = a
-                .remainder()
-                .iter()
-                .zip(b.remainder())
-                .map(|(p, q)| p * q)
-                .sum();
-            for (a, b) in a.zip(b) {
-                for l in 0..8 {
-                    lanes[l] += a[l] * b[l];
-                }
-            }
-            lanes.iter().sum::<f32>() + tail
-        })
-    })
+    std::array::from_fn(|r| std::array::from_fn(|c| crate::math::dot(x[r], w[c])))
 }
 
 #[cfg(target_arch = "x86_64")]

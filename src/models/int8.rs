@@ -192,7 +192,7 @@ impl Int8Matrix {
                 while i < row_end {
                     let take = (row_end - i).min(MR);
                     let columns_here = if js[1] == js[0] { 1 } else { NR };
-                    let mut write = |r: usize, sums: &[i32; NR]| {
+                    let write = |r: usize, sums: &[i32; NR]| {
                         for (c, &j) in js.iter().enumerate().take(columns_here) {
                             let mut v = sums[c] as f32 * (input.scales[i + r] * self.scales[j]);
                             if let Some(bias) = bias {
@@ -325,7 +325,7 @@ mod tests {
                 let h = (i as u32)
                     .wrapping_mul(2654435761)
                     .wrapping_add(seed.wrapping_mul(40503));
-                if h % 17 == 0 {
+                if h.is_multiple_of(17) {
                     0.0
                 } else {
                     ((h >> 8) % 2001) as f32 / 1000.0 - 1.0

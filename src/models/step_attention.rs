@@ -152,26 +152,19 @@ impl KvCache {
         let (hd, len, capacity) = (self.head_dim, self.len, self.capacity);
         let heads = self.heads;
         let (all_keys, all_values) = (&self.keys, &self.values);
-        let mut context = vec![0f32; queries.len()];
-        context
-            .par_chunks_mut(hd)
-            .zip(queries.par_chunks(hd))
-            .enumerate()
-            .with_min_len(4)
-            .for_each_init(Vec::new, |scores, (slot, (out, q))| {
-                let base = slot * capacity * hd;
-                let h = slot % heads;
-                attend_one(
-                    q,
-                    &all_keys[base..base + len * hd],
-                    &all_values[base..base + len * hd],
-                    scaling,
-                    |t| bias.map_or(0.0, |b| b[h * len + t]),
-                    scores,
-                    out,
-                );
-            });
-        context
+        each_query(queries, hd, |slot, q, scores, out| {
+            let base = slot * capacity * hd;
+            let h = slot % heads;
+            attend_one(
+                q,
+                &all_keys[base..base + len * hd],
+                &all_values[base..base + len * hd],
+                scaling,
+                |t| bias.map_or(0.0, |b| b[h * len + t]),
+                scores,
+                out,
+            );
+        })
     }
 }
 
@@ -190,28 +183,39 @@ pub fn cross_attend(
     group: usize,
     scaling: f32,
 ) -> Vec<f32> {
-    let hd = head_dim;
-    let s = source_len;
+    let (hd, s) = (head_dim, source_len);
+    each_query(queries, hd, |slot, q, scores, out| {
+        let (row, h) = (slot / heads, slot % heads);
+        let input = row / group;
+        let base = (input * heads + h) * s * hd;
+        let mask = &mask[input * s..(input + 1) * s];
+        attend_one(
+            q,
+            &keys[base..base + s * hd],
+            &values[base..base + s * hd],
+            scaling,
+            |t| mask[t],
+            scores,
+            out,
+        );
+    })
+}
+
+/// The context of every (row, head) query of `queries` [rows, heads · hd], computed in
+/// parallel by `attend(slot, query, scratch, out)` with slot = row · heads + head.
+fn each_query(
+    queries: &[f32],
+    head_dim: usize,
+    attend: impl Fn(usize, &[f32], &mut Vec<f32>, &mut [f32]) + Sync,
+) -> Vec<f32> {
     let mut context = vec![0f32; queries.len()];
     context
-        .par_chunks_mut(hd)
-        .zip(queries.par_chunks(hd))
+        .par_chunks_mut(head_dim)
+        .zip(queries.par_chunks(head_dim))
         .enumerate()
         .with_min_len(4)
         .for_each_init(Vec::new, |scores, (slot, (out, q))| {
-            let (row, h) = (slot / heads, slot % heads);
-            let input = row / group;
-            let base = (input * heads + h) * s * hd;
-            let mask = &mask[input * s..(input + 1) * s];
-            attend_one(
-                q,
-                &keys[base..base + s * hd],
-                &values[base..base + s * hd],
-                scaling,
-                |t| mask[t],
-                scores,
-                out,
-            );
+            attend(slot, q, scores, out)
         });
     context
 }
@@ -264,7 +268,7 @@ fn attend_one_portable(
     let hd = q.len();
     scores.clear();
     scores.extend(keys.chunks_exact(hd).enumerate().map(|(t, k)| {
-        let mut score = dot(q, k);
+        let mut score = crate::math::dot(q, k);
         if scaling != 1.0 {
             score *= scaling;
         }
@@ -283,25 +287,6 @@ fn attend_one_portable(
             *o += p * v;
         }
     }
-}
-
-/// A dot product in eight independent lanes, so that it vectorizes.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            lanes[i] += x[i] * y[i];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 /// The values of a contiguous f32 CPU tensor, without copying.
