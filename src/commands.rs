@@ -108,6 +108,7 @@ fn translate_structured(
         "input": label,
         "model": info.name,
         "revision": info.revision,
+        "precision": info.precision,
         "from": source_language(&args.from),
         "to": args.to,
         "settings": translator.settings(),
@@ -462,6 +463,8 @@ pub(crate) struct ModelInfo {
     pub name: String,
     /// The snapshot's commit for a hub model; "local" for a directory.
     pub revision: String,
+    /// `--dtype` as loaded (f32, int8, …): int8 output may differ from transformers'.
+    pub precision: dragoman::models::Precision,
     pub load_seconds: f64,
 }
 
@@ -508,6 +511,7 @@ pub(crate) fn load_translator(
     let info = ModelInfo {
         name,
         revision,
+        precision: dtype,
         load_seconds: started.elapsed().as_secs_f64(),
     };
     Ok((translator, info))

@@ -420,6 +420,7 @@ fn json_output_aligns_paragraphs_and_sentences_with_model_and_settings() {
     assert_eq!(first["input"], a.display().to_string());
     assert_eq!(first["model"], fixture("fr-en").display().to_string());
     assert_eq!(first["revision"], "local");
+    assert_eq!(first["precision"], "f32");
     assert_eq!(first["settings"]["num_beams"], 1);
     assert_eq!(first["settings"]["max_length"], 21);
     assert!(first["timings"]["translate_seconds"].as_f64().unwrap() >= 0.0);
