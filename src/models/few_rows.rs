@@ -145,14 +145,7 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                let h = (i as u32).wrapping_mul(2654435761) ^ seed.wrapping_mul(977);
-                ((h >> 9) % 2000) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::math::test_values as values;
 
     #[test]
     fn matches_candle_for_odd_shapes_with_and_without_bias() {

@@ -50,16 +50,17 @@ impl Linear {
         if precision != Precision::Int8 {
             return Ok(Self::new(weight, bias));
         }
-        let (n, k) = weight.dims2()?;
-        // Read in place: a copy of the tied 59k × 512 embedding alone would add 120 MB of peak.
-        let weight = weight.to_dtype(DType::F32)?.contiguous()?;
-        let matrix = with_values(&weight, |w| Int8Matrix::quantize(w, n, k))?;
+        Self::int8(Arc::new(quantize(&weight)?), bias)
+    }
+
+    /// An int8 projection over `matrix`, with `bias` also kept as plain values for the kernel.
+    fn int8(matrix: Arc<Int8Matrix>, bias: Option<Tensor>) -> candle_core::Result<Self> {
         let bias_values = match &bias {
             Some(b) => Some(Arc::new(b.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)),
             None => None,
         };
         Ok(Self {
-            weight: Projection::Int8(Arc::new(matrix), bias_values),
+            weight: Projection::Int8(matrix, bias_values),
             bias,
         })
     }
@@ -114,6 +115,14 @@ impl Module for Linear {
     }
 }
 
+/// A weight [n, k] quantized per row, read in place: a copy of the tied 59k × 512 embedding alone
+/// would add 120 MB to the peak.
+fn quantize(weight: &Tensor) -> candle_core::Result<Int8Matrix> {
+    let (n, k) = weight.dims2()?;
+    let weight = weight.to_dtype(DType::F32)?.contiguous()?;
+    with_values(&weight, |w| Int8Matrix::quantize(w, n, k))
+}
+
 /// Token embeddings: an f32 table, or (int8) one quantized per row and dequantized at lookup,
 /// shared with a tied output layer so the model keeps a single int8 copy and no f32 one.
 #[derive(Debug, Clone)]
@@ -127,11 +136,10 @@ impl Embedding {
         if precision != Precision::Int8 {
             return Ok(Self::Float(table));
         }
-        let (n, k) = table.dims2()?;
-        let device = table.device().clone();
-        let table = table.to_dtype(DType::F32)?.contiguous()?;
-        let matrix = with_values(&table, |w| Int8Matrix::quantize(w, n, k))?;
-        Ok(Self::Int8(Arc::new(matrix), device))
+        Ok(Self::Int8(
+            Arc::new(quantize(&table)?),
+            table.device().clone(),
+        ))
     }
 
     /// The rows of `ids` (any shape): [ids…, dim].
@@ -158,16 +166,7 @@ impl Embedding {
     pub fn tied_head(&self, bias: Option<Tensor>) -> candle_core::Result<Linear> {
         match self {
             Self::Float(table) => Ok(Linear::new(table.clone(), bias)),
-            Self::Int8(matrix, _) => {
-                let bias_values = match &bias {
-                    Some(b) => Some(Arc::new(b.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)),
-                    None => None,
-                };
-                Ok(Linear {
-                    weight: Projection::Int8(matrix.clone(), bias_values),
-                    bias,
-                })
-            }
+            Self::Int8(matrix, _) => Linear::int8(matrix.clone(), bias),
         }
     }
 

@@ -311,14 +311,7 @@ pub fn tensor(values: Vec<f32>, rows: usize, device: &Device) -> candle_core::Re
 mod tests {
     use super::*;
 
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                let h = (i as u32).wrapping_mul(2654435761) ^ seed.wrapping_mul(97);
-                ((h >> 7) % 1000) as f32 / 500.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::math::test_values as values;
 
     /// The same attention through candle's ops, as the model's generic path computes it.
     fn through_candle(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, scaling: f64) -> Vec<f32> {
