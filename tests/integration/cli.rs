@@ -297,6 +297,15 @@ fn a_byte_order_mark_is_kept_but_not_translated() {
 
 #[test]
 fn a_closed_stdout_ends_quietly_with_success() {
+    closed_stdout_ends_quietly(&[]);
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_success_for_json_too() {
+    closed_stdout_ends_quietly(&["--format", "json"]);
+}
+
+fn closed_stdout_ends_quietly(format: &[&str]) {
     use std::io::{BufRead, BufReader, Write};
     use std::process::Stdio;
     let (sources, _) = greedy_reference();
@@ -304,6 +313,7 @@ fn a_closed_stdout_ends_quietly_with_success() {
         .args(["translate", "--model"])
         .arg(fixture("fr-en"))
         .args(["--beams", "1", "--max-new-tokens", "3"])
+        .args(format)
         .env("HF_HUB_OFFLINE", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
