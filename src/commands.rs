@@ -311,13 +311,13 @@ pub(crate) fn load_summarizer(
         name,
         dir,
         device,
-        dtype,
+        precision,
     } = locate(model, runtime, || {
         let entry = catalog.summarizer("fr")?;
         Ok((entry.model.clone(), entry.revision.clone()))
     })?;
     let mut summarizer =
-        Summarizer::load(&dir, dtype, &device).with_context(|| format!("model {name}"))?;
+        Summarizer::load(&dir, precision, &device).with_context(|| format!("model {name}"))?;
     summarizer.set_name(name.clone());
     summarizer.set_overrides(overrides)?;
     if let Some(n) = runtime.max_batch {
@@ -428,11 +428,11 @@ struct Located {
     name: String,
     dir: PathBuf,
     device: candle_core::Device,
-    dtype: dragoman::models::Precision,
+    precision: dragoman::models::Precision,
 }
 
 /// The model `--model` names, or else the catalog's (`catalog()` gives its hub id and
-/// revision), found locally or downloaded, with the device and dtype the flags ask for.
+/// revision), found locally or downloaded, with the device and precision the flags ask for.
 fn locate(
     model: Option<&str>,
     runtime: &RuntimeArgs,
@@ -448,12 +448,12 @@ fn locate(
     };
     let dir = hub::resolve(&spec, hub_options(runtime))?;
     let device = device::select(&runtime.device)?;
-    let dtype = device::precision(&runtime.dtype, &device)?;
+    let precision = device::precision(&runtime.dtype, &device)?;
     Ok(Located {
         name,
         dir,
         device,
-        dtype,
+        precision,
     })
 }
 
@@ -481,13 +481,13 @@ pub(crate) fn load_translator(
         name,
         dir,
         device,
-        dtype,
+        precision,
     } = locate(model, runtime, || {
         let entry = Catalog::builtin().translation(from, to)?.clone();
         Ok((entry.model, entry.revision))
     })?;
     let mut translator =
-        Translator::load(&dir, dtype, &device).with_context(|| format!("model {name}"))?;
+        Translator::load(&dir, precision, &device).with_context(|| format!("model {name}"))?;
     translator.set_name(name.clone());
     translator.set_overrides(overrides)?;
     if let Some(n) = runtime.max_batch {
@@ -511,7 +511,7 @@ pub(crate) fn load_translator(
     let info = ModelInfo {
         name,
         revision,
-        precision: dtype,
+        precision,
         load_seconds: started.elapsed().as_secs_f64(),
     };
     Ok((translator, info))

@@ -1,4 +1,4 @@
-//! int8 projections for the CPU (`--quantize int8`).
+//! int8 projections for the CPU (`--dtype int8`).
 //!
 //! Weights are quantized once at load, symmetrically per output row (`w ≈ scale_j · q`,
 //! q in [-127, 127]); activations are quantized the same way per input row at every call.

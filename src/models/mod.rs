@@ -16,8 +16,9 @@ use candle_core::Tensor;
 
 use crate::error::Result;
 
-/// How a model's numbers are held: one float dtype throughout, or int8 projection weights
-/// with f32 activations (`Int8`, CPU only: see `int8.rs`).
+/// How a model's numbers are held: one float dtype throughout, or (`Int8`, CPU only) int8
+/// weights for the decoder's projections, the output layer and the embeddings, with f32
+/// activations and an f32 encoder (see `int8.rs` and `layers::projection_precision`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
@@ -216,7 +217,7 @@ impl ModelConfig {
 /// Reads `config.json` in `dir` and loads the model family it names.
 pub fn load(
     dir: &std::path::Path,
-    dtype: Precision,
+    precision: Precision,
     device: &candle_core::Device,
 ) -> Result<Box<dyn Seq2Seq>> {
     use crate::error::Error;
@@ -230,24 +231,33 @@ pub fn load(
         })
     }
     Ok(match config.model_type() {
-        "marian" => Box::new(marian::Marian::load(&parse(&config)?, dir, dtype, device)?),
+        "marian" => Box::new(marian::Marian::load(
+            &parse(&config)?,
+            dir,
+            precision,
+            device,
+        )?),
         "bart" => Box::new(bart::Bart::load(
             &parse(&config)?,
             bart::Variant::Bart,
             dir,
-            dtype,
+            precision,
             device,
         )?),
         "mbart" => Box::new(bart::Bart::load(
             &parse(&config)?,
             bart::Variant::MBart,
             dir,
-            dtype,
+            precision,
             device,
         )?),
-        kind @ ("t5" | "mt5") => {
-            Box::new(t5::T5::load(&parse(&config)?, kind, dir, dtype, device)?)
-        }
+        kind @ ("t5" | "mt5") => Box::new(t5::T5::load(
+            &parse(&config)?,
+            kind,
+            dir,
+            precision,
+            device,
+        )?),
         _ => return Err(Error::file(&config.path, config.unsupported_message())),
     })
 }

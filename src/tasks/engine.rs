@@ -29,8 +29,8 @@ pub struct Engine {
 
 impl Engine {
     /// Loads the model, tokenizer and generation config laid out as a hub repo in `dir`.
-    pub fn load(dir: &Path, dtype: Precision, device: &Device) -> Result<Self> {
-        let model = models::load(dir, dtype, device)?;
+    pub fn load(dir: &Path, precision: Precision, device: &Device) -> Result<Self> {
+        let model = models::load(dir, precision, device)?;
         let tokenizer = Tokenizer::load(dir)?;
         let model_generation = GenerationOverrides::from_model_dir(dir)?;
         let unsupported = GenerationOverrides::unsupported_in(dir);

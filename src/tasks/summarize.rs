@@ -71,8 +71,8 @@ impl TaskParameters {
 
 impl Summarizer {
     /// Loads a model laid out as a hub repo in `dir`, with its summarization parameters.
-    pub fn load(dir: &Path, dtype: Precision, device: &Device) -> Result<Self> {
-        let mut engine = Engine::load(dir, dtype, device)?;
+    pub fn load(dir: &Path, precision: Precision, device: &Device) -> Result<Self> {
+        let mut engine = Engine::load(dir, precision, device)?;
         let task = TaskParameters::read(dir)?;
         if let Some(task) = &task {
             engine.set_task_parameters(&task.generation)?;

@@ -30,9 +30,9 @@ pub struct Translator {
 
 impl Translator {
     /// Loads the model, tokenizer and generation config laid out as a hub repo in `dir`.
-    pub fn load(dir: &Path, dtype: Precision, device: &Device) -> Result<Self> {
+    pub fn load(dir: &Path, precision: Precision, device: &Device) -> Result<Self> {
         Ok(Self {
-            engine: Engine::load(dir, dtype, device)?,
+            engine: Engine::load(dir, precision, device)?,
             notes: Box::new(|note| eprintln!("dragoman: {note}")),
             name: dir.display().to_string(),
         })

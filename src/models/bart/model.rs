@@ -107,10 +107,10 @@ impl Bart {
         config: &BartConfig,
         variant: Variant,
         dir: &Path,
-        dtype: Precision,
+        precision: Precision,
         device: &Device,
     ) -> Result<Self> {
-        let w = Weights::load(dir, dtype, device)?;
+        let w = Weights::load(dir, precision, device)?;
         let d = config.d_model;
         let config_path = dir.join("config.json");
         let activation = checked_activation(

@@ -33,10 +33,10 @@ impl Marian {
     pub fn load(
         config: &MarianConfig,
         weights_dir: &Path,
-        dtype: Precision,
+        precision: Precision,
         device: &Device,
     ) -> Result<Self> {
-        let w = Weights::load(weights_dir, dtype, device)?;
+        let w = Weights::load(weights_dir, precision, device)?;
         Self::from_weights(config, &w, weights_dir)
     }
 

@@ -177,10 +177,10 @@ impl T5 {
         config: &T5Config,
         model_type: &str,
         dir: &Path,
-        dtype: Precision,
+        precision: Precision,
         device: &Device,
     ) -> Result<Self> {
-        let w = Weights::load(dir, dtype, device)?;
+        let w = Weights::load(dir, precision, device)?;
         let c = config;
         let config_path = dir.join("config.json");
         // transformers' T5Config: "gated-gelu" means the tanh gelu; other names are ACT2FN keys.
