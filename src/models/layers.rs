@@ -6,6 +6,8 @@ use std::sync::Arc;
 use candle_core::{DType, Module, Tensor};
 use candle_nn::LayerNorm;
 
+use super::cpu_gemm;
+use super::encoder_tokens::{self, Tokens};
 use super::few_rows;
 use super::int8::Int8Matrix;
 use super::step_attention::{self, with_values, KvCache};
@@ -82,20 +84,25 @@ impl Module for Linear {
         *out_dims.last_mut().unwrap_or(&mut 0) = self.out_features()?;
         match &self.weight {
             Projection::Float(weight)
-                if rows <= few_rows::MAX_ROWS
-                    && step_attention::applies_to(x)
+                if step_attention::applies_to(x)
                     && weight.is_contiguous()
                     && self.bias.as_ref().is_none_or(|b| b.is_contiguous()) =>
             {
-                // A decoding step's few rows: a weight-streaming kernel (see few_rows.rs).
+                // The few rows of a decoding step stream the weight (see few_rows.rs); more
+                // rows go to gemm with the bias as the product's starting value.
+                let kernel = if rows <= few_rows::MAX_ROWS {
+                    few_rows::matmul_t
+                } else {
+                    cpu_gemm::matmul_t
+                };
                 let (n, k) = weight.dims2()?;
-                let values = x.flatten_all()?.to_vec1::<f32>()?;
-                let y = with_values(weight, |w| match &self.bias {
-                    Some(bias) => with_values(bias, |b| {
-                        few_rows::matmul_t(&values, rows, w, n, k, Some(b))
-                    }),
-                    None => Ok(few_rows::matmul_t(&values, rows, w, n, k, None)),
-                })??;
+                let x = x.contiguous()?;
+                let y = with_values(&x, |x| {
+                    with_values(weight, |w| match &self.bias {
+                        Some(bias) => with_values(bias, |b| kernel(x, rows, w, n, k, Some(b))),
+                        None => Ok(kernel(x, rows, w, n, k, None)),
+                    })
+                })???;
                 Tensor::from_vec(y, out_dims, x.device())
             }
             Projection::Float(weight) => {
@@ -436,6 +443,28 @@ impl Attention {
         self.attend(x, &k, &v, mask)
     }
 
+    /// Self-attention of packed tokens `x` [T, D] within each sentence of `tokens` (CPU f32).
+    fn self_attend_tokens(&self, x: &Tensor, tokens: &Tokens) -> candle_core::Result<Tensor> {
+        let (q, k, v) = (self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?);
+        let context = with_values(&q, |q| {
+            with_values(&k, |k| {
+                with_values(&v, |v| {
+                    encoder_tokens::self_attention(
+                        q,
+                        k,
+                        v,
+                        tokens,
+                        self.heads,
+                        self.head_dim,
+                        self.scaling as f32,
+                    )
+                })
+            })
+        })???;
+        self.out
+            .forward(&Tensor::from_vec(context, x.dims(), x.device())?)
+    }
+
     /// Decoder self-attention for new positions `x` [N, 1, D], appending to `cache`; `bias`
     /// (T5's relative positions) is added to the scores.
     pub(crate) fn self_attend_cached(
@@ -569,6 +598,48 @@ impl EncoderLayer {
             s.feed_forward(x, &self.fc1, &self.fc2)
         })
     }
+}
+
+impl EncoderLayer {
+    /// `forward` over packed real tokens [T, D] (CPU f32, see encoder_tokens.rs).
+    fn forward_tokens(
+        &self,
+        h: &Tensor,
+        tokens: &Tokens,
+        s: &StackShape,
+    ) -> candle_core::Result<Tensor> {
+        let h = s.residual(h, &self.self_attn_norm, |x| {
+            self.self_attn.self_attend_tokens(x, tokens)
+        })?;
+        s.residual(&h, &self.final_norm, |x| {
+            s.feed_forward(x, &self.fc1, &self.fc2)
+        })
+    }
+}
+
+/// Runs encoder `layers` over the embedded batch `h` [B, S, D] with its 0/1 `mask` [B, S]. On
+/// the CPU in f32 only the real tokens are computed and the padding rows come out as zeros;
+/// elsewhere the padded batch runs with an additive mask.
+pub fn encode_layers(
+    layers: &[EncoderLayer],
+    h: Tensor,
+    mask: &Tensor,
+    s: &StackShape,
+) -> candle_core::Result<Tensor> {
+    if step_attention::applies_to(&h) {
+        let tokens = Tokens::from_mask(mask)?;
+        let mut packed = tokens.pack(&h)?;
+        for layer in layers {
+            packed = layer.forward_tokens(&packed, &tokens, s)?;
+        }
+        return tokens.unpack(&packed);
+    }
+    let additive = additive_mask(mask)?;
+    let mut h = h;
+    for layer in layers {
+        h = layer.forward(&h, &additive, s)?;
+    }
+    Ok(h)
 }
 
 impl DecoderLayer {

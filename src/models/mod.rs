@@ -4,6 +4,8 @@
 //! one token at a time over rows that may be beams of the same sentence.
 
 pub mod bart;
+pub mod cpu_gemm;
+pub mod encoder_tokens;
 pub mod few_rows;
 pub mod int8;
 pub mod layers;

@@ -7,7 +7,7 @@ use candle_nn::LayerNorm;
 use super::config::BartConfig;
 use crate::error::{Error, Result};
 use crate::models::layers::{
-    additive_mask, checked_activation, layer_norm, DecoderLayer, Embedding, EncoderLayer, Linear,
+    checked_activation, encode_layers, layer_norm, DecoderLayer, Embedding, EncoderLayer, Linear,
     StackShape,
 };
 use crate::models::weights::Weights;
@@ -205,12 +205,9 @@ impl Seq2Seq for Bart {
             )));
         }
         let mask = attention_mask.to_dtype(self.embed.dtype())?;
-        let additive = additive_mask(&mask)?;
         let stack = &self.encoder;
-        let mut h = stack.embed(&self.tokens(input_ids)?, 0)?;
-        for layer in &stack.layers {
-            h = layer.forward(&h, &additive, &stack.shape)?;
-        }
+        let h = stack.embed(&self.tokens(input_ids)?, 0)?;
+        let h = encode_layers(&stack.layers, h, &mask, &stack.shape)?;
         Ok(Encoded {
             hidden: stack.finish(h)?,
             mask,

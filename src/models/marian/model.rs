@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use super::config::MarianConfig;
 use crate::error::{Error, Result};
 use crate::models::layers::{
-    additive_mask, checked_activation, DecoderLayer, Embedding, EncoderLayer, Linear, StackShape,
+    checked_activation, encode_layers, DecoderLayer, Embedding, EncoderLayer, Linear, StackShape,
 };
 use crate::models::weights::Weights;
 use crate::models::{DecoderState, Encoded, Precision, Seq2Seq, SpecialTokens};
@@ -148,12 +148,9 @@ impl Seq2Seq for Marian {
             )));
         }
         let mask = attention_mask.to_dtype(self.positions.dtype())?;
-        let additive = additive_mask(&mask)?;
-        let mut h = self.embed(&self.encoder_embed, input_ids, 0)?;
-        for layer in &self.encoder {
-            h = layer.forward(&h, &additive, &self.encoder_shape)?;
-        }
-        Ok(Encoded { hidden: h, mask })
+        let h = self.embed(&self.encoder_embed, input_ids, 0)?;
+        let hidden = encode_layers(&self.encoder, h, &mask, &self.encoder_shape)?;
+        Ok(Encoded { hidden, mask })
     }
 
     fn start_decoding(&self, encoded: &Encoded, rows_per_input: usize) -> Result<DecoderState> {
