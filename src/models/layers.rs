@@ -10,6 +10,7 @@ use super::cpu_gemm;
 use super::encoder_tokens::{self, Tokens};
 use super::few_rows;
 use super::int8::Int8Matrix;
+use super::packed::PackedMatrix;
 use super::step_attention::{self, with_values, KvCache};
 use super::weights::Weights;
 use super::Precision;
@@ -31,6 +32,9 @@ pub struct Linear {
 enum Projection {
     /// [out, in]
     Float(Tensor),
+    /// f32 on the CPU, packed at load for decoding steps (see packed.rs), with the bias kept
+    /// as plain values for the kernel.
+    Packed(Arc<PackedMatrix>, Option<Arc<Vec<f32>>>),
     /// Quantized at load, with the bias kept as plain values for the kernel.
     Int8(Arc<Int8Matrix>, Option<Arc<Vec<f32>>>),
 }
@@ -43,26 +47,32 @@ impl Linear {
         }
     }
 
-    /// `new`, or with the weight quantized when the model is loaded in int8.
+    /// A projection used in decoding steps: quantized when the model is loaded in int8,
+    /// packed for the CPU kernel in f32 on the CPU, as loaded otherwise.
     pub fn with_precision(
         weight: Tensor,
         bias: Option<Tensor>,
         precision: Precision,
     ) -> candle_core::Result<Self> {
-        if precision != Precision::Int8 {
-            return Ok(Self::new(weight, bias));
+        match StepWeight::of(precision, &weight) {
+            StepWeight::Int8 => Self::int8(Arc::new(quantize(&weight)?), bias),
+            StepWeight::Packed => Self::packed(Arc::new(pack(&weight)?), bias),
+            StepWeight::AsLoaded => Ok(Self::new(weight, bias)),
         }
-        Self::int8(Arc::new(quantize(&weight)?), bias)
     }
 
-    /// An int8 projection over `matrix`, with `bias` also kept as plain values for the kernel.
+    /// An int8 projection over `matrix`.
     fn int8(matrix: Arc<Int8Matrix>, bias: Option<Tensor>) -> candle_core::Result<Self> {
-        let bias_values = match &bias {
-            Some(b) => Some(Arc::new(b.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)),
-            None => None,
-        };
         Ok(Self {
-            weight: Projection::Int8(matrix, bias_values),
+            weight: Projection::Int8(matrix, bias_values(&bias)?),
+            bias,
+        })
+    }
+
+    /// A packed f32 projection over `matrix`.
+    fn packed(matrix: Arc<PackedMatrix>, bias: Option<Tensor>) -> candle_core::Result<Self> {
+        Ok(Self {
+            weight: Projection::Packed(matrix, bias_values(&bias)?),
             bias,
         })
     }
@@ -70,6 +80,7 @@ impl Linear {
     fn out_features(&self) -> candle_core::Result<usize> {
         match &self.weight {
             Projection::Float(w) => w.dim(0),
+            Projection::Packed(m, _) => Ok(m.rows()),
             Projection::Int8(m, _) => Ok(m.rows()),
         }
     }
@@ -113,6 +124,12 @@ impl Module for Linear {
                 };
                 y.reshape(out_dims)
             }
+            Projection::Packed(matrix, bias) => {
+                let x = x.contiguous()?;
+                let bias = bias.as_deref().map(|b| b.as_slice());
+                let y = with_values(&x, |x| matrix.matmul_t(x, rows, bias))?;
+                Tensor::from_vec(y, out_dims, x.device())
+            }
             Projection::Int8(matrix, bias) => {
                 let values = x.flatten_all()?.to_vec1::<f32>()?;
                 let y = matrix.matmul_t(&values, rows, bias.as_deref().map(|b| b.as_slice()));
@@ -120,6 +137,39 @@ impl Module for Linear {
             }
         }
     }
+}
+
+/// How a weight used in decoding steps is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepWeight {
+    Int8,
+    Packed,
+    AsLoaded,
+}
+
+impl StepWeight {
+    fn of(precision: Precision, weight: &Tensor) -> Self {
+        match precision {
+            Precision::Int8 => Self::Int8,
+            Precision::F32 if step_attention::applies_to(weight) => Self::Packed,
+            _ => Self::AsLoaded,
+        }
+    }
+}
+
+/// A bias as plain values for the CPU kernels.
+fn bias_values(bias: &Option<Tensor>) -> candle_core::Result<Option<Arc<Vec<f32>>>> {
+    match bias {
+        Some(b) => Ok(Some(Arc::new(b.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?))),
+        None => Ok(None),
+    }
+}
+
+/// A CPU f32 weight [n, k] packed for the decoding kernel, read in place.
+fn pack(weight: &Tensor) -> candle_core::Result<PackedMatrix> {
+    let (n, k) = weight.dims2()?;
+    let weight = weight.contiguous()?;
+    with_values(&weight, |w| PackedMatrix::pack(w, n, k))
 }
 
 /// A weight [n, k] quantized per row, read in place: a copy of the tied 59k × 512 embedding alone
@@ -135,18 +185,18 @@ fn quantize(weight: &Tensor) -> candle_core::Result<Int8Matrix> {
 #[derive(Debug, Clone)]
 pub enum Embedding {
     Float(Tensor),
+    /// f32 on the CPU: packed for the tied output layer, rows gathered from the panels.
+    Packed(Arc<PackedMatrix>),
     Int8(Arc<Int8Matrix>, candle_core::Device),
 }
 
 impl Embedding {
     pub fn new(table: Tensor, precision: Precision) -> candle_core::Result<Self> {
-        if precision != Precision::Int8 {
-            return Ok(Self::Float(table));
-        }
-        Ok(Self::Int8(
-            Arc::new(quantize(&table)?),
-            table.device().clone(),
-        ))
+        Ok(match StepWeight::of(precision, &table) {
+            StepWeight::Int8 => Self::Int8(Arc::new(quantize(&table)?), table.device().clone()),
+            StepWeight::Packed => Self::Packed(Arc::new(pack(&table)?)),
+            StepWeight::AsLoaded => Self::Float(table),
+        })
     }
 
     /// The rows of `ids` (any shape): [ids…, dim].
@@ -157,6 +207,14 @@ impl Embedding {
             Self::Float(table) => {
                 dims.push(table.dim(1)?);
                 table.index_select(&flat, 0)?.reshape(dims)
+            }
+            Self::Packed(matrix) => {
+                let ids = flat.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+                let Some(rows) = matrix.gather_rows(&ids) else {
+                    candle_core::bail!("token id out of the embedding's {} rows", matrix.rows());
+                };
+                dims.push(matrix.cols());
+                Tensor::from_vec(rows, dims, &candle_core::Device::Cpu)
             }
             Self::Int8(matrix, device) => {
                 let ids = flat.to_dtype(DType::U32)?.to_vec1::<u32>()?;
@@ -173,6 +231,7 @@ impl Embedding {
     pub fn tied_head(&self, bias: Option<Tensor>) -> candle_core::Result<Linear> {
         match self {
             Self::Float(table) => Ok(Linear::new(table.clone(), bias)),
+            Self::Packed(matrix) => Linear::packed(matrix.clone(), bias),
             Self::Int8(matrix, _) => Linear::int8(matrix.clone(), bias),
         }
     }
@@ -180,19 +239,26 @@ impl Embedding {
     pub fn dtype(&self) -> DType {
         match self {
             Self::Float(table) => table.dtype(),
-            Self::Int8(..) => DType::F32,
+            Self::Packed(_) | Self::Int8(..) => DType::F32,
         }
     }
 
     pub fn device(&self) -> &candle_core::Device {
         match self {
             Self::Float(table) => table.device(),
+            Self::Packed(_) => &candle_core::Device::Cpu,
             Self::Int8(_, device) => device,
         }
     }
 }
 
 /// `prefix.weight` [out, in] and, when present, `prefix.bias` [out].
+///
+/// The encoder's projections stay as loaded: they multiply whole sentences at once, where
+/// gemm's packing costs little and an AVX2 int8 product is no faster than f32 (both are bound
+/// by multiplies: measured 140–165 int8 GOP/s against 170–185 f32 GFLOP/s at 1 400 rows), so
+/// int8 there would only add drift. The decoder's projections, which run once per step on a
+/// few rows, are packed (f32 on the CPU) or quantized (int8) at load.
 pub fn linear(
     w: &Weights,
     prefix: &str,
@@ -201,34 +267,22 @@ pub fn linear(
     bias: bool,
 ) -> Result<Linear> {
     let name = format!("{prefix}.weight");
-    let precision = projection_precision(w.precision(), prefix);
-    let weight = match precision {
-        // Only the quantized copy is kept: free the f32 one as we go (peak memory).
-        Precision::Int8 => w.take(&name, &[out_dim, in_dim])?,
-        _ => w.get(&name, &[out_dim, in_dim])?,
-    };
     let bias = if bias {
         Some(w.get(&format!("{prefix}.bias"), &[out_dim])?)
     } else {
         None
     };
-    Ok(Linear::with_precision(weight, bias, precision)?)
+    if is_encoder(prefix) {
+        return Ok(Linear::new(w.get(&name, &[out_dim, in_dim])?, bias));
+    }
+    // Only the converted copy is kept: free the loaded one as we go (peak memory).
+    let weight = w.take(&name, &[out_dim, in_dim])?;
+    Ok(Linear::with_precision(weight, bias, w.precision())?)
 }
 
-/// The precision of the projection `prefix` in a model loaded in `precision`.
-///
-/// int8 pays where a product streams its weight for few rows: the decoder's steps and the
-/// output layer. The encoder multiplies whole sentences at once, where an AVX2 int8 product
-/// is no faster than f32 (both are bound by multiplies: measured 140–165 int8 GOP/s against
-/// 170–185 f32 GFLOP/s at 1 400 rows), so its projections (`encoder.` names in every family)
-/// stay f32: faster, and no drift from quantizing them.
-pub fn projection_precision(precision: Precision, prefix: &str) -> Precision {
-    let encoder = prefix.starts_with("encoder.") || prefix.contains(".encoder.");
-    if precision == Precision::Int8 && encoder {
-        Precision::F32
-    } else {
-        precision
-    }
+/// Whether `prefix` names a part of the encoder (`encoder.` names in every family).
+fn is_encoder(prefix: &str) -> bool {
+    prefix.starts_with("encoder.") || prefix.contains(".encoder.")
 }
 
 pub fn layer_norm(w: &Weights, prefix: &str, dim: usize, eps: f64) -> Result<LayerNorm> {

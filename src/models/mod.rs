@@ -10,6 +10,7 @@ pub mod few_rows;
 pub mod int8;
 pub mod layers;
 pub mod marian;
+pub mod packed;
 pub mod step_attention;
 pub mod t5;
 pub mod weights;
@@ -20,7 +21,7 @@ use crate::error::Result;
 
 /// How a model's numbers are held: one float dtype throughout, or (`Int8`, CPU only) int8
 /// weights for the decoder's projections, the output layer and the embeddings, with f32
-/// activations and an f32 encoder (see `int8.rs` and `layers::projection_precision`).
+/// activations and an f32 encoder (see `int8.rs` and `layers::linear`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
