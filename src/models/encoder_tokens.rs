@@ -17,7 +17,7 @@
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
-use super::cpu_gemm::{product, Threads, View};
+use super::cpu_gemm::{product, View};
 
 /// Where each sentence's real tokens sit in the packed rows.
 #[derive(Debug)]
@@ -138,7 +138,6 @@ fn attend_head(
         View::transposed(k, head_dim, len, d),
         scaling,
         false,
-        Threads::Caller,
     );
     softmax_rows(&mut scores, len);
     let mut context = vec![0f32; len * head_dim];
@@ -149,7 +148,6 @@ fn attend_head(
         View::rows(v, len, head_dim, d),
         1.0,
         false,
-        Threads::Caller,
     );
     context
 }

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use candle_core::{DType, Module, Tensor};
 use candle_nn::LayerNorm;
 
-use super::cpu_gemm;
 use super::encoder_tokens::{self, Tokens};
-use super::few_rows;
 use super::int8::Int8Matrix;
 use super::packed::PackedMatrix;
 use super::step_attention::{self, with_values, KvCache};
@@ -47,8 +45,8 @@ impl Linear {
         }
     }
 
-    /// A projection used in decoding steps: quantized when the model is loaded in int8,
-    /// packed for the CPU kernel in f32 on the CPU, as loaded otherwise.
+    /// A projection in `precision`: quantized in int8, packed for the CPU kernel in f32 on the
+    /// CPU (packed.rs), as loaded otherwise (candle's matmul).
     pub fn with_precision(
         weight: Tensor,
         bias: Option<Tensor>,
@@ -94,28 +92,6 @@ impl Module for Linear {
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().unwrap_or(&mut 0) = self.out_features()?;
         match &self.weight {
-            Projection::Float(weight)
-                if step_attention::applies_to(x)
-                    && weight.is_contiguous()
-                    && self.bias.as_ref().is_none_or(|b| b.is_contiguous()) =>
-            {
-                // The few rows of a decoding step stream the weight (see few_rows.rs); more
-                // rows go to gemm with the bias as the product's starting value.
-                let kernel = if rows <= few_rows::MAX_ROWS {
-                    few_rows::matmul_t
-                } else {
-                    cpu_gemm::matmul_t
-                };
-                let (n, k) = weight.dims2()?;
-                let x = x.contiguous()?;
-                let y = with_values(&x, |x| {
-                    with_values(weight, |w| match &self.bias {
-                        Some(bias) => with_values(bias, |b| kernel(x, rows, w, n, k, Some(b))),
-                        None => Ok(kernel(x, rows, w, n, k, None)),
-                    })
-                })???;
-                Tensor::from_vec(y, out_dims, x.device())
-            }
             Projection::Float(weight) => {
                 let y = x.reshape((rows, inner))?.matmul(&weight.t()?)?;
                 let y = match &self.bias {
@@ -139,7 +115,7 @@ impl Module for Linear {
     }
 }
 
-/// How a weight used in decoding steps is held.
+/// How a projection's (or a tied embedding's) weight is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StepWeight {
     Int8,
@@ -160,7 +136,9 @@ impl StepWeight {
 /// A bias as plain values for the CPU kernels.
 fn bias_values(bias: &Option<Tensor>) -> candle_core::Result<Option<Arc<Vec<f32>>>> {
     match bias {
-        Some(b) => Ok(Some(Arc::new(b.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?))),
+        Some(b) => Ok(Some(Arc::new(
+            b.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+        ))),
         None => Ok(None),
     }
 }
@@ -254,11 +232,9 @@ impl Embedding {
 
 /// `prefix.weight` [out, in] and, when present, `prefix.bias` [out].
 ///
-/// The encoder's projections stay as loaded: they multiply whole sentences at once, where
-/// gemm's packing costs little and an AVX2 int8 product is no faster than f32 (both are bound
-/// by multiplies: measured 140–165 int8 GOP/s against 170–185 f32 GFLOP/s at 1 400 rows), so
-/// int8 there would only add drift. The decoder's projections, which run once per step on a
-/// few rows, are packed (f32 on the CPU) or quantized (int8) at load.
+/// In int8 the encoder's projections stay f32: they multiply whole sentences at once, where an
+/// AVX2 int8 product is no faster than f32 (both are bound by multiplies: measured 140–165
+/// int8 GOP/s against 170–185 f32 GFLOP/s at 1 400 rows), so int8 there would only add drift.
 pub fn linear(
     w: &Weights,
     prefix: &str,
@@ -266,18 +242,18 @@ pub fn linear(
     out_dim: usize,
     bias: bool,
 ) -> Result<Linear> {
-    let name = format!("{prefix}.weight");
     let bias = if bias {
         Some(w.get(&format!("{prefix}.bias"), &[out_dim])?)
     } else {
         None
     };
-    if is_encoder(prefix) {
-        return Ok(Linear::new(w.get(&name, &[out_dim, in_dim])?, bias));
-    }
-    // Only the converted copy is kept: free the loaded one as we go (peak memory).
-    let weight = w.take(&name, &[out_dim, in_dim])?;
-    Ok(Linear::with_precision(weight, bias, w.precision())?)
+    let precision = match w.precision() {
+        Precision::Int8 if is_encoder(prefix) => Precision::F32,
+        precision => precision,
+    };
+    // Only the packed or quantized copy is kept: free the loaded one as we go (peak memory).
+    let weight = w.take(&format!("{prefix}.weight"), &[out_dim, in_dim])?;
+    Ok(Linear::with_precision(weight, bias, precision)?)
 }
 
 /// Whether `prefix` names a part of the encoder (`encoder.` names in every family).

@@ -6,7 +6,6 @@
 pub mod bart;
 pub mod cpu_gemm;
 pub mod encoder_tokens;
-pub mod few_rows;
 pub mod int8;
 pub mod layers;
 pub mod marian;

@@ -93,15 +93,17 @@ impl PackedMatrix {
         let per_task = panels.div_ceil(wanted.max(1)).max(1);
         let panel_runs = panels.div_ceil(per_task);
         let out = SharedOut(y.as_mut_ptr());
-        (0..row_blocks * panel_runs).into_par_iter().for_each(|task| {
-            let (block, run) = (task / panel_runs, task % panel_runs);
-            let task = Task {
-                rows: block * block_rows..((block + 1) * block_rows).min(m),
-                panels: run * per_task..((run + 1) * per_task).min(panels),
-            };
-            // SAFETY: tasks write disjoint (row, output) blocks of `y`, which outlives them.
-            unsafe { self.run(&task, x, bias, &out) };
-        });
+        (0..row_blocks * panel_runs)
+            .into_par_iter()
+            .for_each(|task| {
+                let (block, run) = (task / panel_runs, task % panel_runs);
+                let task = Task {
+                    rows: block * block_rows..((block + 1) * block_rows).min(m),
+                    panels: run * per_task..((run + 1) * per_task).min(panels),
+                };
+                // SAFETY: tasks write disjoint (row, output) blocks of `y`, which outlives them.
+                unsafe { self.run(&task, x, bias, &out) };
+            });
         // SAFETY: the tasks cover every row and every output.
         unsafe { y.set_len(m * n) };
         y
@@ -250,7 +252,9 @@ mod tests {
         let mut y = vec![0f64; m * n];
         for i in 0..m {
             for j in 0..n {
-                let dot: f64 = (0..k).map(|p| x[i * k + p] as f64 * w[j * k + p] as f64).sum();
+                let dot: f64 = (0..k)
+                    .map(|p| x[i * k + p] as f64 * w[j * k + p] as f64)
+                    .sum();
                 y[i * n + j] = dot + bias[j] as f64;
             }
         }
@@ -261,7 +265,13 @@ mod tests {
     fn products_match_a_plain_sum_for_every_tile_shape() {
         // Row counts cover every tile height and several row blocks (k = 3000 gives blocks of
         // 18 rows); output counts cover partial panels.
-        for (m, k, n) in [(1, 1, 1), (7, 5, 17), (13, 64, 33), (64, 3000, 20), (2, 512, 100)] {
+        for (m, k, n) in [
+            (1, 1, 1),
+            (7, 5, 17),
+            (13, 64, 33),
+            (64, 3000, 20),
+            (2, 512, 100),
+        ] {
             let x = test_values(m * k, 1);
             let w = test_values(n * k, 2);
             let bias = test_values(n, 3);
@@ -270,7 +280,10 @@ mod tests {
             let got = packed.matmul_t(&x, m, Some(&bias));
             for (i, (g, r)) in got.iter().zip(&want).enumerate() {
                 let tolerance = 1e-5 * (1.0 + r.abs());
-                assert!((*g as f64 - r).abs() < tolerance, "{m}x{k}x{n} [{i}]: {g} vs {r}");
+                assert!(
+                    (*g as f64 - r).abs() < tolerance,
+                    "{m}x{k}x{n} [{i}]: {g} vs {r}"
+                );
             }
             let task = Task {
                 rows: 0..m,
