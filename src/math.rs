@@ -9,7 +9,11 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let xc = if x < -87.0 { -87.0 } else { x };
-    let n = (xc * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let shifted = xc * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    // n as an integer, read from the low bits of `shifted`: a float-to-int `as` cast saturates
+    // and maps NaN to 0, which the compiler does with scalar code, one lane at a time.
+    let n_int = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     let r = xc - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4;
     p = p * r + 1.398_199_9e-3;
@@ -17,7 +21,7 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
-    let y = (p * r * r + r + 1.0) * f32::from_bits(((n as i32 + 127) << 23) as u32);
+    let y = (p * r * r + r + 1.0) * f32::from_bits(((n_int + 127) << 23) as u32);
     if x < -87.0 {
         0.0
     } else {

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::config::{EarlyStopping, GenerationSettings};
 use super::processors::{processors_for, LogitsProcessor};
-use super::{log_softmax, step_logits};
+use super::{log_softmax_of, with_step_logits};
 use crate::error::Result;
 use crate::models::{Encoded, Seq2Seq};
 
@@ -65,29 +65,22 @@ pub fn generate(
                     .map(|seq| *seq.last().unwrap_or(&0))
             })
             .collect();
-        let logits = step_logits(model, &last, &mut state, device)?;
         // Each input's beams are `beams` consecutive rows; inputs are stepped in parallel.
-        let mut rows = logits.into_iter();
-        let mut work: Vec<(&mut Sentence, Vec<Vec<f32>>)> = sentences
-            .iter_mut()
-            .enumerate()
-            .filter(|(i, _)| active.binary_search(i).is_ok())
-            .map(|(_, sentence)| (sentence, rows.by_ref().take(beams).collect()))
-            .collect();
-        let origins: Vec<Vec<usize>> = work
-            .par_iter_mut()
-            .map(|(sentence, scores)| {
-                step_sentence(
-                    sentence,
-                    std::mem::take(scores),
-                    &processors,
-                    settings,
-                    keep,
-                    cur_len,
-                )
-            })
-            .collect();
-        drop(work);
+        let origins: Vec<Vec<usize>> =
+            with_step_logits(model, &last, &mut state, device, |logits| {
+                let mut rows = logits.into_iter();
+                let mut work: Vec<(&mut Sentence, Vec<&[f32]>)> = sentences
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(i, _)| active.binary_search(i).is_ok())
+                    .map(|(_, sentence)| (sentence, rows.by_ref().take(beams).collect()))
+                    .collect();
+                work.par_iter_mut()
+                    .map(|(sentence, logits)| {
+                        step_sentence(sentence, logits, &processors, settings, keep, cur_len)
+                    })
+                    .collect()
+            })?;
         let mut next_rows: Vec<u32> = Vec::with_capacity(active.len() * beams);
         let mut still_active = Vec::with_capacity(active.len());
         for (position, (&s, origins)) in active.iter().zip(&origins).enumerate() {
@@ -119,27 +112,22 @@ pub fn generate(
 /// One step for one input; returns, for each new running beam, the beam it extends.
 fn step_sentence(
     sentence: &mut Sentence,
-    mut scores: Vec<Vec<f32>>,
+    logits: &[&[f32]],
     processors: &[Box<dyn LogitsProcessor>],
     settings: &GenerationSettings,
     keep: usize,
     cur_len: usize,
 ) -> Vec<usize> {
     let beams = settings.num_beams;
-    let vocab = scores.first().map_or(0, Vec::len);
-    for (row, sequence) in scores.iter_mut().zip(&sentence.running) {
-        log_softmax(row);
-        for p in processors {
-            p.process(sequence, row);
-        }
-    }
+    let vocab = logits.first().map_or(0, |row| row.len());
     // Top `keep` continuations over all beams × vocabulary, accumulated log-probabilities.
     let mut best = TopK::new(keep);
-    for (b, row) in scores.iter().enumerate() {
-        let base = sentence.running_scores[b];
-        for (t, &lp) in row.iter().enumerate() {
-            best.offer(lp + base, b * vocab + t);
+    for (b, (logits, sequence)) in logits.iter().zip(&sentence.running).enumerate() {
+        let mut row = log_softmax_of(logits);
+        for p in processors {
+            p.process(sequence, &mut row);
         }
+        best.offer_row(&row, sentence.running_scores[b], b * vocab);
     }
     let candidates: Vec<Candidate> = best
         .into_sorted()
@@ -263,6 +251,29 @@ impl TopK {
         self.items.truncate(self.k);
     }
 
+    /// `offer(row[t] + base, first_index + t)` for each t in order. Eight scores at a time are
+    /// first checked against the worst kept one in a loop that vectorizes: nearly all of a
+    /// vocabulary falls below it, and the chunks that might not are offered one by one.
+    fn offer_row(&mut self, row: &[f32], base: f32, first_index: usize) {
+        const LANES: usize = 8;
+        for (c, chunk) in row.chunks(LANES).enumerate() {
+            if let (true, Some(&(worst, _))) = (self.items.len() == self.k, self.items.last()) {
+                // `>=` and NaN let through everything `offer`'s total order might keep.
+                let mut maybe = false;
+                for &lp in chunk {
+                    let score = lp + base;
+                    maybe |= score >= worst || score.is_nan();
+                }
+                if !maybe {
+                    continue;
+                }
+            }
+            for (t, &lp) in chunk.iter().enumerate() {
+                self.offer(lp + base, first_index + c * LANES + t);
+            }
+        }
+    }
+
     fn into_sorted(self) -> Vec<(f32, usize)> {
         self.items
     }
@@ -301,6 +312,38 @@ mod tests {
                 stream.offer(score, index);
             }
             assert_eq!(stream.into_sorted(), top_k(items, k), "k = {k}");
+        }
+    }
+
+    #[test]
+    fn offering_a_row_equals_offering_each_score_signed_zeros_and_nan_included() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut row: Vec<f32> = (0..203)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed % 9) as f32 - 6.0
+            })
+            .collect();
+        row[50] = -0.0;
+        row[51] = 0.0;
+        row[120] = f32::NAN;
+        row[121] = f32::NEG_INFINITY;
+        for k in [1, 3, 8] {
+            for base in [0.0, -0.5] {
+                let (mut by_row, mut one_by_one) = (TopK::new(k), TopK::new(k));
+                by_row.offer_row(&row[..100], base, 0);
+                by_row.offer_row(&row[100..], base, 100);
+                for (t, &lp) in row.iter().enumerate() {
+                    one_by_one.offer(lp + base, t);
+                }
+                let (a, b) = (by_row.into_sorted(), one_by_one.into_sorted());
+                let bits = |v: Vec<(f32, usize)>| -> Vec<(u32, usize)> {
+                    v.into_iter().map(|(s, i)| (s.to_bits(), i)).collect()
+                };
+                assert_eq!(bits(a), bits(b), "k = {k}, base = {base}");
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use super::processors::processors_for;
-use super::{argmax, step_logits, GenerationSettings};
+use super::{argmax, with_step_logits, GenerationSettings};
 use crate::error::Result;
 use crate::models::{Encoded, Seq2Seq};
 
@@ -26,18 +26,20 @@ pub fn generate(
             .iter()
             .map(|&i| *sequences[i].last().unwrap_or(&0))
             .collect();
-        let logits = step_logits(model, &last, &mut state, device)?;
         // Each row's processors and choice are its own: rows run in parallel.
-        let tokens: Vec<u32> = active
-            .par_iter()
-            .zip(logits)
-            .map(|(&i, mut scores)| {
-                for p in &processors {
-                    p.process(&sequences[i], &mut scores);
-                }
-                argmax(&scores)
-            })
-            .collect();
+        let tokens: Vec<u32> = with_step_logits(model, &last, &mut state, device, |logits| {
+            active
+                .par_iter()
+                .zip(logits)
+                .map(|(&i, logits)| {
+                    let mut scores = logits.to_vec();
+                    for p in &processors {
+                        p.process(&sequences[i], &mut scores);
+                    }
+                    argmax(&scores)
+                })
+                .collect()
+        })?;
         let mut still_active = Vec::with_capacity(active.len());
         let mut kept_rows = Vec::with_capacity(active.len());
         for (row, (&i, token)) in active.iter().zip(tokens).enumerate() {

@@ -11,6 +11,7 @@ use candle_core::Tensor;
 pub use config::{EarlyStopping, GenerationOverrides, GenerationSettings, ModelDefaults};
 
 use crate::error::Result;
+use crate::models::step_attention::with_values;
 use crate::models::{Encoded, Seq2Seq};
 
 /// Generates one sequence per encoded input (decoder start token first, EOS last when the
@@ -27,15 +28,25 @@ pub fn generate(
     }
 }
 
-/// Runs the decoder on the last token of each row and returns its logits as rows of f32.
-fn step_logits(
+/// Runs the decoder on the last token of each row and passes its logits, rows of f32 read in
+/// place, to `choose` (which the rows' searches run in, in parallel: copying them out first
+/// took one thread a whole pass over rows × vocabulary every step).
+fn with_step_logits<R>(
     model: &dyn Seq2Seq,
     last_tokens: &[u32],
     state: &mut crate::models::DecoderState,
     device: &candle_core::Device,
-) -> Result<Vec<Vec<f32>>> {
+    choose: impl FnOnce(Vec<&[f32]>) -> R,
+) -> Result<R> {
     let tokens = Tensor::new(last_tokens, device)?;
-    Ok(model.decode_step(&tokens, state)?.to_vec2::<f32>()?)
+    let logits = model
+        .decode_step(&tokens, state)?
+        .to_device(&candle_core::Device::Cpu)?
+        .contiguous()?;
+    let vocab = logits.dim(1)?;
+    Ok(with_values(&logits, |all| {
+        choose(all.chunks_exact(vocab.max(1)).collect())
+    })?)
 }
 
 /// The first index of the largest score, as `torch.argmax` picks it.
@@ -49,27 +60,41 @@ fn argmax(scores: &[f32]) -> u32 {
     best as u32
 }
 
-/// `torch.log_softmax` over one row (a whole vocabulary, twice per step and row: it is
-/// written to vectorize, and compiled for AVX2 + FMA where the CPU has them).
+/// `torch.log_softmax` over one row, in place.
 fn log_softmax(row: &mut [f32]) {
+    let (max, log_sum) = max_and_log_sum(row);
+    for x in row.iter_mut() {
+        *x = *x - max - log_sum;
+    }
+}
+
+/// `torch.log_softmax` of `row` as a new row.
+fn log_softmax_of(row: &[f32]) -> Vec<f32> {
+    let (max, log_sum) = max_and_log_sum(row);
+    row.iter().map(|&x| x - max - log_sum).collect()
+}
+
+/// A row's maximum and the log of its sum of `e^(x - max)` (a whole vocabulary, at least once
+/// per step and row: written to vectorize, compiled for AVX2 + FMA where the CPU has them).
+fn max_and_log_sum(row: &[f32]) -> (f32, f32) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the features are present.
-            return unsafe { log_softmax_avx2(row) };
+            return unsafe { max_and_log_sum_avx2(row) };
         }
     }
-    log_softmax_portable(row)
+    max_and_log_sum_portable(row)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn log_softmax_avx2(row: &mut [f32]) {
-    log_softmax_portable(row)
+unsafe fn max_and_log_sum_avx2(row: &[f32]) -> (f32, f32) {
+    max_and_log_sum_portable(row)
 }
 
 #[inline(always)]
-fn log_softmax_portable(row: &mut [f32]) {
+fn max_and_log_sum_portable(row: &[f32]) -> (f32, f32) {
     // Eight independent lanes: the compiler keeps them in one vector register.
     let mut lanes = [f32::NEG_INFINITY; 8];
     let chunks = row.chunks_exact(8);
@@ -97,10 +122,7 @@ fn log_softmax_portable(row: &mut [f32]) {
         .map(|&x| crate::math::exp_nonpositive(x - max))
         .sum::<f32>()
         + sums.iter().sum::<f32>();
-    let log_sum = sum.ln();
-    for x in row.iter_mut() {
-        *x = *x - max - log_sum;
-    }
+    (max, sum.ln())
 }
 
 #[cfg(test)]
@@ -120,6 +142,11 @@ mod tests {
             .sum::<f64>()
             .ln();
         let want: Vec<f64> = row.iter().map(|&x| x as f64 - max - log_sum).collect();
+        assert_eq!(log_softmax_of(&row), {
+            let mut copy = row.clone();
+            log_softmax(&mut copy);
+            copy
+        });
         log_softmax(&mut row);
         assert_eq!(row[5], f32::NEG_INFINITY);
         for (g, w) in row.iter().zip(&want) {
