@@ -29,6 +29,16 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     }
 }
 
+/// Replaces each score by `e^(score - max)` and returns their sum, added in order. Two loops:
+/// in one, the running sum would keep the exponentials from vectorizing.
+#[inline(always)]
+pub fn exp_shifted_in_place(scores: &mut [f32], max: f32) -> f32 {
+    for s in scores.iter_mut() {
+        *s = exp_nonpositive(*s - max);
+    }
+    scores.iter().fold(0.0, |sum, &s| sum + s)
+}
+
 /// A dot product in eight independent lanes, so that it vectorizes.
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -48,6 +58,112 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
+/// `out[t] = dot(q, keys[t])` for the rows of `keys` [out.len(), q.len()], with `dot`'s exact
+/// arithmetic: four rows at a time, so that four accumulators are in flight (one row's eight
+/// lanes alone wait on each add before the next).
+#[inline(always)]
+pub fn dots(q: &[f32], keys: &[f32], out: &mut [f32]) {
+    const ROWS: usize = 4;
+    let hd = q.len();
+    assert_eq!(
+        keys.len(),
+        out.len() * hd,
+        "keys are not [out.len(), q.len()]"
+    );
+    if hd == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let full = hd / 8 * 8;
+    let mut blocks = keys.chunks_exact(ROWS * hd);
+    let mut outs = out.chunks_exact_mut(ROWS);
+    for (block, out) in (&mut blocks).zip(&mut outs) {
+        let (k0, rest) = block.split_at(hd);
+        let (k1, rest) = rest.split_at(hd);
+        let (k2, k3) = rest.split_at(hd);
+        // Named lanes and zipped chunks: the shape `dot` has, which the compiler vectorizes.
+        let (mut l0, mut l1, mut l2, mut l3) = ([0f32; 8], [0f32; 8], [0f32; 8], [0f32; 8]);
+        for ((((x, a), b), c), d) in q[..full]
+            .chunks_exact(8)
+            .zip(k0[..full].chunks_exact(8))
+            .zip(k1[..full].chunks_exact(8))
+            .zip(k2[..full].chunks_exact(8))
+            .zip(k3[..full].chunks_exact(8))
+        {
+            for i in 0..8 {
+                l0[i] += x[i] * a[i];
+                l1[i] += x[i] * b[i];
+                l2[i] += x[i] * c[i];
+                l3[i] += x[i] * d[i];
+            }
+        }
+        for ((o, lanes), row) in out.iter_mut().zip([l0, l1, l2, l3]).zip([k0, k1, k2, k3]) {
+            let tail: f32 = q[full..].iter().zip(&row[full..]).map(|(x, y)| x * y).sum();
+            *o = lanes.iter().sum::<f32>() + tail;
+        }
+    }
+    for (o, row) in outs
+        .into_remainder()
+        .iter_mut()
+        .zip(blocks.remainder().chunks_exact(hd))
+    {
+        *o = dot(q, row);
+    }
+}
+
+/// [`dots`] in AVX2 registers for key widths that are a multiple of 8 (the compiler split the
+/// portable loop into two-value loads); other widths go to [`dots`]. Same arithmetic, same bits.
+#[cfg(target_arch = "x86_64")]
+pub mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dots(q: &[f32], keys: &[f32], out: &mut [f32]) {
+        const ROWS: usize = 4;
+        let hd = q.len();
+        if hd == 0 || !hd.is_multiple_of(8) {
+            return super::dots(q, keys, out);
+        }
+        assert_eq!(
+            keys.len(),
+            out.len() * hd,
+            "keys are not [out.len(), q.len()]"
+        );
+        let empty_tail: f32 = std::iter::empty::<f32>().sum();
+        let finish = |acc: __m256| {
+            let mut lanes = [0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
+            lanes.iter().sum::<f32>() + empty_tail
+        };
+        let (q, k) = (q.as_ptr(), keys.as_ptr());
+        let blocks = out.len() / ROWS;
+        for b in 0..blocks {
+            let mut acc = [_mm256_setzero_ps(); ROWS];
+            let rows = k.add(b * ROWS * hd);
+            for d in (0..hd).step_by(8) {
+                let x = _mm256_loadu_ps(q.add(d));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let y = _mm256_loadu_ps(rows.add(r * hd + d));
+                    *acc = _mm256_add_ps(*acc, _mm256_mul_ps(x, y));
+                }
+            }
+            for (r, acc) in acc.into_iter().enumerate() {
+                out[b * ROWS + r] = finish(acc);
+            }
+        }
+        for t in blocks * ROWS..out.len() {
+            let mut acc = _mm256_setzero_ps();
+            for d in (0..hd).step_by(8) {
+                let y = _mm256_loadu_ps(k.add(t * hd + d));
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(q.add(d)), y));
+            }
+            out[t] = finish(acc);
+        }
+    }
+}
+
 /// A deterministic spread of values in [-1, 1) for kernel tests.
 #[cfg(test)]
 pub(crate) fn test_values(n: usize, seed: u32) -> Vec<f32> {
@@ -62,6 +178,39 @@ pub(crate) fn test_values(n: usize, seed: u32) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dots_are_dot_bit_for_bit() {
+        for (rows, hd) in [
+            (0, 4),
+            (1, 64),
+            (7, 64),
+            (9, 13),
+            (4, 5),
+            (6, 3),
+            (11, 16),
+            (5, 8),
+        ] {
+            let q = test_values(hd, 1);
+            let keys = test_values(rows * hd, 2);
+            let mut got = vec![f32::NAN; rows];
+            dots(&q, &keys, &mut got);
+            let want: Vec<u32> = keys
+                .chunks_exact(hd)
+                .map(|k| dot(&q, k).to_bits())
+                .collect();
+            let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want, "{rows} keys of {hd}");
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                let mut wide = vec![f32::NAN; rows];
+                // SAFETY: the features are present.
+                unsafe { avx2::dots(&q, &keys, &mut wide) };
+                let wide: Vec<u32> = wide.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(wide, want, "AVX2: {rows} keys of {hd}");
+            }
+        }
+    }
 
     #[test]
     fn exp_is_within_two_ulp_of_libm_and_zero_below_the_normal_range() {

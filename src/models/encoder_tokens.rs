@@ -174,11 +174,7 @@ unsafe fn softmax_rows_avx2(scores: &mut [f32], width: usize) {
 fn softmax_rows_portable(scores: &mut [f32], width: usize) {
     for row in scores.chunks_exact_mut(width) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
-        for s in row.iter_mut() {
-            *s = crate::math::exp_nonpositive(*s - max);
-            sum += *s;
-        }
+        let sum = crate::math::exp_shifted_in_place(row, max);
         for s in row.iter_mut() {
             *s /= sum;
         }

@@ -238,7 +238,16 @@ fn attend_one(
             return unsafe { attend_one_avx2(q, keys, values, scaling, bias, scores, out) };
         }
     }
-    attend_one_portable(q, keys, values, scaling, bias, scores, out)
+    attend_one_portable(
+        q,
+        keys,
+        values,
+        scaling,
+        bias,
+        scores,
+        out,
+        crate::math::dots,
+    )
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -252,10 +261,15 @@ unsafe fn attend_one_avx2(
     scores: &mut Vec<f32>,
     out: &mut [f32],
 ) {
-    attend_one_portable(q, keys, values, scaling, bias, scores, out)
+    let dots = |q: &[f32], keys: &[f32], out: &mut [f32]| {
+        // SAFETY: this function runs only where the CPU has AVX2 and FMA.
+        unsafe { crate::math::avx2::dots(q, keys, out) }
+    };
+    attend_one_portable(q, keys, values, scaling, bias, scores, out, dots)
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn attend_one_portable(
     q: &[f32],
     keys: &[f32],
@@ -264,29 +278,46 @@ fn attend_one_portable(
     bias: impl Fn(usize) -> f32,
     scores: &mut Vec<f32>,
     out: &mut [f32],
+    dots: impl Fn(&[f32], &[f32], &mut [f32]),
 ) {
     let hd = q.len();
     scores.clear();
-    scores.extend(keys.chunks_exact(hd).enumerate().map(|(t, k)| {
-        let mut score = crate::math::dot(q, k);
+    scores.resize(keys.len() / hd.max(1), 0.0);
+    dots(q, keys, scores);
+    for (t, score) in scores.iter_mut().enumerate() {
         if scaling != 1.0 {
-            score *= scaling;
+            *score *= scaling;
         }
-        score + bias(t)
-    }));
+        *score += bias(t);
+    }
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for s in scores.iter_mut() {
-        *s = crate::math::exp_nonpositive(*s - max);
-        sum += *s;
-    }
-    out.fill(0.0);
-    for (p, v) in scores.iter().zip(values.chunks_exact(hd)) {
-        let p = p / sum;
-        for (o, v) in out.iter_mut().zip(v) {
-            *o += p * v;
+    let sum = crate::math::exp_shifted_in_place(scores, max);
+    match out.len() {
+        // The usual head width: the sums stay in registers across the keys.
+        64 => weighted_sum::<64>(scores, sum, values, out),
+        _ => {
+            out.fill(0.0);
+            for (p, v) in scores.iter().zip(values.chunks_exact(hd)) {
+                let p = p / sum;
+                for (o, v) in out.iter_mut().zip(v) {
+                    *o += p * v;
+                }
+            }
         }
     }
+}
+
+/// `out = Σ_t (scores[t] / sum) · values[t]` for rows of `HD` values.
+#[inline(always)]
+fn weighted_sum<const HD: usize>(scores: &[f32], sum: f32, values: &[f32], out: &mut [f32]) {
+    let mut acc = [0f32; HD];
+    for (p, v) in scores.iter().zip(values.chunks_exact(HD)) {
+        let p = p / sum;
+        for (a, v) in acc.iter_mut().zip(v) {
+            *a += p * v;
+        }
+    }
+    out.copy_from_slice(&acc);
 }
 
 /// The values of a contiguous f32 CPU tensor, without copying.
