@@ -6,6 +6,7 @@
 pub mod bart;
 pub mod cpu_gemm;
 pub mod encoder_tokens;
+pub mod huge_pages;
 pub mod int8;
 pub mod layers;
 pub mod marian;

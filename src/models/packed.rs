@@ -30,14 +30,18 @@ impl PackedMatrix {
     pub fn pack(w: &[f32], n: usize, k: usize) -> Self {
         assert_eq!(w.len(), n * k, "weight is not [n, k]");
         let mut panels = vec![0f32; n.div_ceil(NR) * NR * k];
+        super::huge_pages::advise(&mut panels);
         panels
             .par_chunks_mut(NR * k.max(1))
             .enumerate()
             .for_each(|(p, panel)| {
-                for c in 0..NR.min(n - p * NR) {
-                    let row = &w[(p * NR + c) * k..][..k];
-                    for (i, &v) in row.iter().enumerate() {
-                        panel[i * NR + c] = v;
+                // Written in order, read from sixteen rows at once (they sit in L1).
+                let rows: Vec<&[f32]> = (p * NR..n.min((p + 1) * NR))
+                    .map(|r| &w[r * k..(r + 1) * k])
+                    .collect();
+                for (i, out) in panel.chunks_exact_mut(NR).enumerate() {
+                    for (o, row) in out.iter_mut().zip(&rows) {
+                        *o = row[i];
                     }
                 }
             });

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::models::Precision;
+use crate::models::{huge_pages, Precision};
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
@@ -174,6 +174,7 @@ fn read_safetensors(file: &Path) -> std::result::Result<Vec<(String, Tensor)>, S
                 // The common case: read into the tensor's own storage, no copy.
                 (safetensors::Dtype::F32, true) => {
                     let mut values = vec![0f32; info.shape.iter().product()];
+                    huge_pages::advise(&mut values);
                     // SAFETY: any byte pattern is a valid f32, and the slice covers exactly
                     // the vector's initialised elements.
                     let bytes = unsafe {
