@@ -153,13 +153,13 @@ pub mod avx2 {
                 out[b * ROWS + r] = finish(acc);
             }
         }
-        for t in blocks * ROWS..out.len() {
+        for (t, o) in out.iter_mut().enumerate().skip(blocks * ROWS) {
             let mut acc = _mm256_setzero_ps();
             for d in (0..hd).step_by(8) {
                 let y = _mm256_loadu_ps(k.add(t * hd + d));
                 acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(q.add(d)), y));
             }
-            out[t] = finish(acc);
+            *o = finish(acc);
         }
     }
 }
