@@ -254,13 +254,21 @@ fn main() {
             load_seconds: None,
             peak_rss_mb: 0.0,
         };
-        // Load to first output line: one short sentence, one token.
-        let load = run(
-            &base(&["--beams", "1", "--max-new-tokens", "1"]),
-            &one,
-            o.threads,
-        );
-        row.load_seconds = Some(load.seconds);
+        // Load to first output line: one short sentence, one token; the median of five runs
+        // (single runs vary by a tenth of a second with what the kernel has to find memory).
+        let mut loads: Vec<f64> = (0..5)
+            .map(|_| {
+                run(
+                    &base(&["--beams", "1", "--max-new-tokens", "1"]),
+                    &one,
+                    o.threads,
+                )
+                .seconds
+            })
+            .collect();
+        loads.sort_by(f64::total_cmp);
+        eprintln!("  {label} load: {loads:.2?} s");
+        row.load_seconds = Some(loads[loads.len() / 2]);
         for (name, beams, batch) in COLUMNS {
             let tokens = o.tokens.to_string();
             let r = run(

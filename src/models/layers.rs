@@ -293,6 +293,17 @@ impl Activation {
     pub fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Self::Relu => x.relu(),
+            // candle maps silu over one thread; the same formula over the pool.
+            Self::Silu if step_attention::applies_to(x) && x.is_contiguous() => {
+                use rayon::prelude::*;
+                let y: Vec<f32> = with_values(x, |v| {
+                    v.par_iter()
+                        .with_min_len(4096)
+                        .map(|&v| v / (1.0 + (-v).exp()))
+                        .collect()
+                })?;
+                Tensor::from_vec(y, x.dims(), x.device())
+            }
             Self::Silu => candle_nn::ops::silu(x),
             Self::Gelu => x.gelu_erf(),
             Self::GeluTanh => x.gelu(),
