@@ -184,15 +184,28 @@ pub fn cross_attend(
     scaling: f32,
 ) -> Vec<f32> {
     let (hd, s) = (head_dim, source_len);
+    // Keys after an input's last attended position (its padding) weigh exactly 0 (e^-inf):
+    // leaving them out changes no bit of the result.
+    let attended: Vec<usize> = mask
+        .chunks_exact(s.max(1))
+        .map(|m| {
+            s - m
+                .iter()
+                .rev()
+                .take_while(|&&v| v == f32::NEG_INFINITY)
+                .count()
+        })
+        .collect();
     each_query(queries, hd, |slot, q, scores, out| {
         let (row, h) = (slot / heads, slot % heads);
         let input = row / group;
+        let len = attended[input].max(1).min(s);
         let base = (input * heads + h) * s * hd;
         let mask = &mask[input * s..(input + 1) * s];
         attend_one(
             q,
-            &keys[base..base + s * hd],
-            &values[base..base + s * hd],
+            &keys[base..base + len * hd],
+            &values[base..base + len * hd],
             scaling,
             |t| mask[t],
             scores,
