@@ -135,6 +135,17 @@ struct Task {
     panels: std::ops::Range<usize>,
 }
 
+impl Task {
+    /// The task's tiles, panel by panel: (panel, first row, rows ≤ MR).
+    fn tiles(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        self.panels.clone().flat_map(move |p| {
+            (self.rows.clone())
+                .step_by(MR)
+                .map(move |r0| (p, r0, MR.min(self.rows.end - r0)))
+        })
+    }
+}
+
 struct SharedOut(*mut f32);
 // SAFETY: used only for disjoint writes from the tasks of one `matmul_t` call.
 unsafe impl Sync for SharedOut {}
@@ -164,6 +175,10 @@ unsafe fn store<const R: usize>(
     }
 }
 
+/// The kernel without AVX2: the same sums (one fused multiply-add per input, in order).
+///
+/// # Safety
+/// As [`PackedMatrix::run`].
 unsafe fn run_portable(
     m: &PackedMatrix,
     task: &Task,
@@ -172,22 +187,16 @@ unsafe fn run_portable(
     out: &SharedOut,
 ) {
     let k = m.cols;
-    for p in task.panels.clone() {
+    for (p, r0, rows) in task.tiles() {
         let panel = m.panel(p);
-        let mut r0 = task.rows.start;
-        while r0 < task.rows.end {
-            let r = (task.rows.end - r0).min(MR);
-            for i in 0..r {
-                let row = &x[(r0 + i) * k..][..k];
-                let mut sums = [0f32; NR];
-                for (&xv, w) in row.iter().zip(panel.chunks_exact(NR)) {
-                    for c in 0..NR {
-                        sums[c] = xv.mul_add(w[c], sums[c]);
-                    }
+        for i in r0..r0 + rows {
+            let mut sums = [0f32; NR];
+            for (&xv, w) in x[i * k..][..k].iter().zip(panel.chunks_exact(NR)) {
+                for c in 0..NR {
+                    sums[c] = xv.mul_add(w[c], sums[c]);
                 }
-                store::<1>(&[sums], m, p, r0 + i, bias, out);
             }
-            r0 += r;
+            store::<1>(&[sums], m, p, i, bias, out);
         }
     }
 }
@@ -206,21 +215,16 @@ mod avx2 {
         out: &SharedOut,
     ) {
         let k = m.cols;
-        for p in task.panels.clone() {
+        for (p, r0, rows) in task.tiles() {
             let panel = m.panel(p).as_ptr();
-            let mut r0 = task.rows.start;
-            while r0 < task.rows.end {
-                let r = (task.rows.end - r0).min(MR);
-                let x = x.as_ptr().add(r0 * k);
-                match r {
-                    6 => store(&tile::<6>(x, k, panel), m, p, r0, bias, out),
-                    5 => store(&tile::<5>(x, k, panel), m, p, r0, bias, out),
-                    4 => store(&tile::<4>(x, k, panel), m, p, r0, bias, out),
-                    3 => store(&tile::<3>(x, k, panel), m, p, r0, bias, out),
-                    2 => store(&tile::<2>(x, k, panel), m, p, r0, bias, out),
-                    _ => store(&tile::<1>(x, k, panel), m, p, r0, bias, out),
-                }
-                r0 += r;
+            let x = x.as_ptr().add(r0 * k);
+            match rows {
+                6 => store(&tile::<6>(x, k, panel), m, p, r0, bias, out),
+                5 => store(&tile::<5>(x, k, panel), m, p, r0, bias, out),
+                4 => store(&tile::<4>(x, k, panel), m, p, r0, bias, out),
+                3 => store(&tile::<3>(x, k, panel), m, p, r0, bias, out),
+                2 => store(&tile::<2>(x, k, panel), m, p, r0, bias, out),
+                _ => store(&tile::<1>(x, k, panel), m, p, r0, bias, out),
             }
         }
     }
