@@ -30,8 +30,8 @@ pub struct Linear {
 enum Projection {
     /// [out, in]
     Float(Tensor),
-    /// f32 on the CPU, packed at load for decoding steps (see packed.rs), with the bias kept
-    /// as plain values for the kernel.
+    /// f32 on the CPU, packed at load for our kernel (see packed.rs), with the bias kept as
+    /// plain values for it.
     Packed(Arc<PackedMatrix>, Option<Arc<Vec<f32>>>),
     /// Quantized at load, with the bias kept as plain values for the kernel.
     Int8(Arc<Int8Matrix>, Option<Arc<Vec<f32>>>),
@@ -52,10 +52,10 @@ impl Linear {
         bias: Option<Tensor>,
         precision: Precision,
     ) -> candle_core::Result<Self> {
-        match StepWeight::of(precision, &weight) {
-            StepWeight::Int8 => Self::int8(Arc::new(quantize(&weight)?), bias),
-            StepWeight::Packed => Self::packed(Arc::new(pack(&weight)?), bias),
-            StepWeight::AsLoaded => Ok(Self::new(weight, bias)),
+        match WeightForm::of(precision, &weight) {
+            WeightForm::Int8 => Self::int8(Arc::new(quantize(&weight)?), bias),
+            WeightForm::Packed => Self::packed(Arc::new(pack(&weight)?), bias),
+            WeightForm::AsLoaded => Ok(Self::new(weight, bias)),
         }
     }
 
@@ -117,13 +117,13 @@ impl Module for Linear {
 
 /// How a projection's (or a tied embedding's) weight is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StepWeight {
+enum WeightForm {
     Int8,
     Packed,
     AsLoaded,
 }
 
-impl StepWeight {
+impl WeightForm {
     fn of(precision: Precision, weight: &Tensor) -> Self {
         match precision {
             Precision::Int8 => Self::Int8,
@@ -143,7 +143,7 @@ fn bias_values(bias: &Option<Tensor>) -> candle_core::Result<Option<Arc<Vec<f32>
     }
 }
 
-/// A CPU f32 weight [n, k] packed for the decoding kernel, read in place.
+/// A CPU f32 weight [n, k] packed for our kernel, read in place.
 fn pack(weight: &Tensor) -> candle_core::Result<PackedMatrix> {
     let (n, k) = weight.dims2()?;
     let weight = weight.contiguous()?;
@@ -170,10 +170,10 @@ pub enum Embedding {
 
 impl Embedding {
     pub fn new(table: Tensor, precision: Precision) -> candle_core::Result<Self> {
-        Ok(match StepWeight::of(precision, &table) {
-            StepWeight::Int8 => Self::Int8(Arc::new(quantize(&table)?), table.device().clone()),
-            StepWeight::Packed => Self::Packed(Arc::new(pack(&table)?)),
-            StepWeight::AsLoaded => Self::Float(table),
+        Ok(match WeightForm::of(precision, &table) {
+            WeightForm::Int8 => Self::Int8(Arc::new(quantize(&table)?), table.device().clone()),
+            WeightForm::Packed => Self::Packed(Arc::new(pack(&table)?)),
+            WeightForm::AsLoaded => Self::Float(table),
         })
     }
 

@@ -1,5 +1,5 @@
-//! f32 weights packed once at load for the CPU products of decoding: `x Wᵀ + b` for the
-//! decoder's projections and the output layer.
+//! f32 weights packed once at load for the CPU's projections, `x Wᵀ + b`: the encoder's, the
+//! decoder's and the output layer.
 //!
 //! A general matrix product (the `gemm` crate under candle) first copies its weight operand
 //! into panels its kernel can stream, on every call. For the output layer of opus-mt (a
@@ -7,7 +7,9 @@
 //! time. Here the weight is stored in that panel form from the start — [n / 16][k][16], the
 //! 16 outputs of a panel side by side for each input feature — and the kernel reads it in
 //! place: six input rows times sixteen outputs in twelve AVX registers, one FMA per input
-//! feature and register. Each output is one plain sum over k, then the bias is added.
+//! feature and register. Each output is one plain sum over k, then the bias is added. At the
+//! encoder's shapes (thousands of rows) it runs as fast as gemm (175–190 GFLOP/s here), so it
+//! serves every f32 projection on the CPU.
 
 use rayon::prelude::*;
 
