@@ -58,12 +58,10 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-/// `out[t] = dot(q, keys[t])` for the rows of `keys` [out.len(), q.len()], with `dot`'s exact
-/// arithmetic: four rows at a time, so that four accumulators are in flight (one row's eight
-/// lanes alone wait on each add before the next).
+/// `out[t] = dot(q, keys[t])` for the rows of `keys` [out.len(), q.len()]: the portable path
+/// (on x86 with AVX2 the attention calls [`avx2::dots`], which has the same bits).
 #[inline(always)]
 pub fn dots(q: &[f32], keys: &[f32], out: &mut [f32]) {
-    const ROWS: usize = 4;
     let hd = q.len();
     assert_eq!(
         keys.len(),
@@ -74,39 +72,7 @@ pub fn dots(q: &[f32], keys: &[f32], out: &mut [f32]) {
         out.fill(0.0);
         return;
     }
-    let full = hd / 8 * 8;
-    let mut blocks = keys.chunks_exact(ROWS * hd);
-    let mut outs = out.chunks_exact_mut(ROWS);
-    for (block, out) in (&mut blocks).zip(&mut outs) {
-        let (k0, rest) = block.split_at(hd);
-        let (k1, rest) = rest.split_at(hd);
-        let (k2, k3) = rest.split_at(hd);
-        // Named lanes and zipped chunks: the shape `dot` has, which the compiler vectorizes.
-        let (mut l0, mut l1, mut l2, mut l3) = ([0f32; 8], [0f32; 8], [0f32; 8], [0f32; 8]);
-        for ((((x, a), b), c), d) in q[..full]
-            .chunks_exact(8)
-            .zip(k0[..full].chunks_exact(8))
-            .zip(k1[..full].chunks_exact(8))
-            .zip(k2[..full].chunks_exact(8))
-            .zip(k3[..full].chunks_exact(8))
-        {
-            for i in 0..8 {
-                l0[i] += x[i] * a[i];
-                l1[i] += x[i] * b[i];
-                l2[i] += x[i] * c[i];
-                l3[i] += x[i] * d[i];
-            }
-        }
-        for ((o, lanes), row) in out.iter_mut().zip([l0, l1, l2, l3]).zip([k0, k1, k2, k3]) {
-            let tail: f32 = q[full..].iter().zip(&row[full..]).map(|(x, y)| x * y).sum();
-            *o = lanes.iter().sum::<f32>() + tail;
-        }
-    }
-    for (o, row) in outs
-        .into_remainder()
-        .iter_mut()
-        .zip(blocks.remainder().chunks_exact(hd))
-    {
+    for (o, row) in out.iter_mut().zip(keys.chunks_exact(hd)) {
         *o = dot(q, row);
     }
 }

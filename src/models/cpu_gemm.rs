@@ -51,9 +51,9 @@ fn last_index(rows: usize, cols: usize, row_stride: usize, col_stride: usize) ->
     (rows - 1) * row_stride + (cols - 1) * col_stride
 }
 
-/// `out = scale · a b` (or `out += scale · a b` with `accumulate`), where `out` is row-major
-/// [a.rows, b.cols] with rows `out_stride` apart, on the calling thread.
-pub fn product(out: &mut [f32], out_stride: usize, a: View, b: View, scale: f32, accumulate: bool) {
+/// `out = scale · a b`, where `out` is row-major [a.rows, b.cols] with rows `out_stride` apart,
+/// on the calling thread.
+pub fn product(out: &mut [f32], out_stride: usize, a: View, b: View, scale: f32) {
     assert_eq!(a.cols, b.rows, "inner dimensions differ");
     let (m, n, k) = (a.rows, b.cols, a.cols);
     if m == 0 || n == 0 {
@@ -73,7 +73,7 @@ pub fn product(out: &mut [f32], out_stride: usize, a: View, b: View, scale: f32,
             out.as_mut_ptr(),
             1,
             out_stride as isize,
-            accumulate,
+            false,
             a.data.as_ptr(),
             a.col_stride as isize,
             a.row_stride as isize,
@@ -109,7 +109,6 @@ mod tests {
             View::rows(&q[hd..], t, hd, d),
             View::transposed(&k[hd..], hd, t, d),
             0.5,
-            false,
         );
         for i in 0..t {
             assert_eq!(

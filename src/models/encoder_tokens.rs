@@ -137,7 +137,6 @@ fn attend_head(
         View::rows(q, len, head_dim, d),
         View::transposed(k, head_dim, len, d),
         scaling,
-        false,
     );
     softmax_rows(&mut scores, len);
     let mut context = vec![0f32; len * head_dim];
@@ -147,7 +146,6 @@ fn attend_head(
         View::rows(&scores, len, len, len),
         View::rows(v, len, head_dim, d),
         1.0,
-        false,
     );
     context
 }

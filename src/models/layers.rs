@@ -632,16 +632,9 @@ impl EncoderLayer {
         mask: &Tensor,
         s: &StackShape,
     ) -> candle_core::Result<Tensor> {
-        let h = s.residual(h, &self.self_attn_norm, |x| {
-            self.self_attn.self_attend(x, Some(mask))
-        })?;
-        s.residual(&h, &self.final_norm, |x| {
-            s.feed_forward(x, &self.fc1, &self.fc2)
-        })
+        self.forward_with(h, s, |x| self.self_attn.self_attend(x, Some(mask)))
     }
-}
 
-impl EncoderLayer {
     /// `forward` over packed real tokens [T, D] (CPU f32, see encoder_tokens.rs).
     fn forward_tokens(
         &self,
@@ -649,9 +642,17 @@ impl EncoderLayer {
         tokens: &Tokens,
         s: &StackShape,
     ) -> candle_core::Result<Tensor> {
-        let h = s.residual(h, &self.self_attn_norm, |x| {
-            self.self_attn.self_attend_tokens(x, tokens)
-        })?;
+        self.forward_with(h, s, |x| self.self_attn.self_attend_tokens(x, tokens))
+    }
+
+    /// The layer with `self_attend` as its self-attention.
+    fn forward_with(
+        &self,
+        h: &Tensor,
+        s: &StackShape,
+        self_attend: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        let h = s.residual(h, &self.self_attn_norm, self_attend)?;
         s.residual(&h, &self.final_norm, |x| {
             s.feed_forward(x, &self.fc1, &self.fc2)
         })
