@@ -10,7 +10,7 @@ const MIN_BYTES: usize = 4 << 20;
 
 /// Asks for huge pages over `buffer`, which must not have been written yet (a fresh `vec!` of
 /// zeros is untouched memory). Only a hint: failures and other systems change nothing.
-pub fn advise(buffer: &mut [f32]) {
+pub fn advise<T>(buffer: &mut [T]) {
     #[cfg(target_os = "linux")]
     {
         let bytes = std::mem::size_of_val(buffer);

@@ -14,9 +14,9 @@
 use rayon::prelude::*;
 
 /// Outputs per panel (two 8-lane registers).
-const NR: usize = 16;
+pub(super) const NR: usize = 16;
 /// Input rows per kernel call.
-const MR: usize = 6;
+pub(super) const MR: usize = 6;
 /// Bytes of input rows a task keeps in the core's L2 cache while it passes its panels over them.
 const ROW_BLOCK_BYTES: usize = 256 * 1024;
 
@@ -91,25 +91,11 @@ impl PackedMatrix {
         if m == 0 || n == 0 {
             return y;
         }
-        let panels = n.div_ceil(NR);
-        let block_rows = (ROW_BLOCK_BYTES / (4 * k.max(1)) / MR).max(1) * MR;
-        let row_blocks = m.div_ceil(block_rows);
-        // Enough tasks for rayon to balance the threads, each a row block × a run of panels.
-        let wanted = (rayon::current_num_threads() * 4).div_ceil(row_blocks);
-        let per_task = panels.div_ceil(wanted.max(1)).max(1);
-        let panel_runs = panels.div_ceil(per_task);
         let out = SharedOut(y.as_mut_ptr());
-        (0..row_blocks * panel_runs)
-            .into_par_iter()
-            .for_each(|task| {
-                let (block, run) = (task / panel_runs, task % panel_runs);
-                let task = Task {
-                    rows: block * block_rows..((block + 1) * block_rows).min(m),
-                    panels: run * per_task..((run + 1) * per_task).min(panels),
-                };
-                // SAFETY: tasks write disjoint (row, output) blocks of `y`, which outlives them.
-                unsafe { self.run(&task, x, bias, &out) };
-            });
+        for_each_task(m, n.div_ceil(NR), 4 * k, |task| {
+            // SAFETY: tasks write disjoint (row, output) blocks of `y`, which outlives them.
+            unsafe { self.run(task, x, bias, &out) };
+        });
         // SAFETY: the tasks cover every row and every output.
         unsafe { y.set_len(m * n) };
         y
@@ -132,14 +118,39 @@ impl PackedMatrix {
     }
 }
 
-struct Task {
-    rows: std::ops::Range<usize>,
-    panels: std::ops::Range<usize>,
+/// Runs `work` over tasks that cover `m` input rows × `panels` panels of 16 outputs, in
+/// parallel: each task is a block of rows kept in the core's L2 cache (`row_bytes` each) times
+/// a run of panels, and there are enough of them for rayon to balance the threads.
+pub(super) fn for_each_task(
+    m: usize,
+    panels: usize,
+    row_bytes: usize,
+    work: impl Fn(&Task) + Sync + Send,
+) {
+    let block_rows = (ROW_BLOCK_BYTES / row_bytes.max(1) / MR).max(1) * MR;
+    let row_blocks = m.div_ceil(block_rows);
+    let wanted = (rayon::current_num_threads() * 4).div_ceil(row_blocks.max(1));
+    let per_task = panels.div_ceil(wanted.max(1)).max(1);
+    let panel_runs = panels.div_ceil(per_task);
+    (0..row_blocks * panel_runs)
+        .into_par_iter()
+        .for_each(|task| {
+            let (block, run) = (task / panel_runs, task % panel_runs);
+            work(&Task {
+                rows: block * block_rows..((block + 1) * block_rows).min(m),
+                panels: run * per_task..((run + 1) * per_task).min(panels),
+            })
+        });
+}
+
+pub(super) struct Task {
+    pub(super) rows: std::ops::Range<usize>,
+    pub(super) panels: std::ops::Range<usize>,
 }
 
 impl Task {
     /// The task's tiles, panel by panel: (panel, first row, rows ≤ MR).
-    fn tiles(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    pub(super) fn tiles(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
         self.panels.clone().flat_map(move |p| {
             (self.rows.clone())
                 .step_by(MR)
@@ -148,8 +159,9 @@ impl Task {
     }
 }
 
-struct SharedOut(*mut f32);
-// SAFETY: used only for disjoint writes from the tasks of one `matmul_t` call.
+/// The output buffer of one product, written by its tasks in disjoint blocks.
+pub(super) struct SharedOut(pub(super) *mut f32);
+// SAFETY: used only for disjoint writes from the tasks of one product.
 unsafe impl Sync for SharedOut {}
 unsafe impl Send for SharedOut {}
 
