@@ -67,9 +67,11 @@ fn quantize_row_portable(row: &[f32], out: &mut [i16]) -> f32 {
         poison[i] += v * 0.0;
     }
     let max = max.iter().fold(0f32, |m, &v| m.max(v));
-    if poison.iter().sum::<f32>() != 0.0 || max == 0.0 {
+    // NaN compares unequal to 0 too.
+    let poison = poison.iter().sum::<f32>();
+    if poison != 0.0 || max == 0.0 {
         out.iter_mut().for_each(|q| *q = 0);
-        return if max == 0.0 { 0.0 } else { f32::NAN };
+        return if poison != 0.0 { f32::NAN } else { 0.0 };
     }
     let inverse = 127.0 / max;
     // Adding and removing 1.5 · 2^23 rounds to the nearest integer (ties to even) for |v| < 2^22.
@@ -277,9 +279,51 @@ mod avx2 {
     use super::*;
     use std::arch::x86_64::*;
 
+    /// The portable function's results, with its rounding loop in AVX2 registers: the compiler
+    /// turns the float-to-integer `as` into one scalar conversion per value.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn quantize_row(row: &[f32], out: &mut [i16]) -> f32 {
-        super::quantize_row_portable(row, out)
+        let mut max = _mm256_setzero_ps();
+        let mut poison = _mm256_setzero_ps();
+        let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+        let chunks = row.chunks_exact(8);
+        let tail = chunks.remainder();
+        for chunk in chunks {
+            let v = _mm256_loadu_ps(chunk.as_ptr());
+            max = _mm256_max_ps(max, _mm256_and_ps(v, magnitude));
+            poison = _mm256_add_ps(poison, _mm256_mul_ps(v, _mm256_setzero_ps()));
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), max);
+        let mut max = lanes.iter().fold(0f32, |m, &v| m.max(v));
+        _mm256_storeu_ps(lanes.as_mut_ptr(), poison);
+        let mut poison = lanes.iter().sum::<f32>();
+        for v in tail {
+            max = max.max(v.abs());
+            poison += v * 0.0;
+        }
+        if poison != 0.0 || max == 0.0 {
+            out.iter_mut().for_each(|q| *q = 0);
+            return if poison != 0.0 { f32::NAN } else { 0.0 };
+        }
+        let inverse = 127.0 / max;
+        let scale = _mm256_set1_ps(inverse);
+        let (low, high) = (_mm256_set1_epi16(-127), _mm256_set1_epi16(127));
+        let whole = row.len() / 16 * 16;
+        for (chunk, q) in row[..whole].chunks_exact(16).zip(out.chunks_exact_mut(16)) {
+            // Rounds to nearest, ties to even (the default rounding mode), as the portable loop.
+            let a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(chunk.as_ptr()), scale));
+            let b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(chunk.as_ptr().add(8)), scale));
+            // packs interleaves 128-bit halves: a0-3 b0-3 a4-7 b4-7, put back in order.
+            let packed = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0b11_01_10_00);
+            let clamped = _mm256_min_epi16(_mm256_max_epi16(packed, low), high);
+            _mm256_storeu_si256(q.as_mut_ptr() as *mut __m256i, clamped);
+        }
+        const ROUND: f32 = 12_582_912.0;
+        for (q, v) in out[whole..].iter_mut().zip(&row[whole..]) {
+            *q = (((v * inverse) + ROUND) - ROUND).clamp(-127.0, 127.0) as i16;
+        }
+        max / 127.0
     }
 
     #[target_feature(enable = "avx2")]
@@ -413,9 +457,15 @@ mod tests {
 
     #[test]
     fn the_vector_paths_agree_with_the_portable_ones() {
-        let k = 96;
-        for seed in 10..16 {
-            let row = values(k, seed);
+        // Lengths with and without a tail; the last row is all ties (its maximum is 127).
+        let ties: Vec<f32> = (0..40).map(|i| i as f32 * 0.5 - 10.0).chain([127.0]).collect();
+        for row in [1, 7, 16, 33, 96, 515]
+            .iter()
+            .zip(10..)
+            .map(|(&k, seed)| values(k, seed))
+            .chain([ties])
+        {
+            let k = row.len();
             let mut portable = vec![0i16; k];
             let mut vector = vec![0i16; k];
             let scale = quantize_row_portable(&row, &mut portable);
@@ -453,6 +503,9 @@ mod tests {
         assert!(quantize_row(&[1.0, f32::NAN, 2.0], &mut out).is_nan());
         assert!(quantize_row(&[1.0, f32::INFINITY, 2.0], &mut out).is_nan());
         assert_eq!(quantize_row(&[0.0, 0.0, 0.0], &mut out), 0.0);
+        // f32::max passes over NaN: the row's maximum is 0, its scale must still be NaN.
+        assert!(quantize_row(&[f32::NAN, 0.0, 0.0], &mut out).is_nan());
+        assert!(quantize_row_portable(&[f32::NAN, 0.0, 0.0], &mut out).is_nan());
         assert_eq!(quantize_row(&[0.5, -1.0, 0.25], &mut out), 1.0 / 127.0);
         // 0.5 · 127 = 63.5 is a tie: to even.
         assert_eq!(out, vec![64, -127, 32]);
