@@ -318,6 +318,7 @@ pub(crate) fn load_summarizer(
     })?;
     let mut summarizer =
         Summarizer::load(&dir, precision, &device).with_context(|| format!("model {name}"))?;
+    dragoman::memory::settle_after_load();
     summarizer.set_name(name.clone());
     summarizer.set_overrides(overrides)?;
     if let Some(n) = runtime.max_batch {
@@ -488,6 +489,7 @@ pub(crate) fn load_translator(
     })?;
     let mut translator =
         Translator::load(&dir, precision, &device).with_context(|| format!("model {name}"))?;
+    dragoman::memory::settle_after_load();
     translator.set_name(name.clone());
     translator.set_overrides(overrides)?;
     if let Some(n) = runtime.max_batch {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod generation;
 pub mod hub;
 pub mod math;
+pub mod memory;
 pub mod models;
 pub mod tasks;
 pub mod text;
