@@ -37,13 +37,10 @@ impl PackedMatrix {
             .par_chunks_mut(NR * k.max(1))
             .enumerate()
             .for_each(|(p, panel)| {
-                // Written in order, read from sixteen rows at once (they sit in L1).
-                let rows: Vec<&[f32]> = (p * NR..n.min((p + 1) * NR))
-                    .map(|r| &w[r * k..(r + 1) * k])
-                    .collect();
-                for (i, out) in panel.chunks_exact_mut(NR).enumerate() {
-                    for (o, row) in out.iter_mut().zip(&rows) {
-                        *o = row[i];
+                // Each weight row read in order into its column of the panel (which fits in L1).
+                for (o, row) in w[p * NR * k..].chunks_exact(k.max(1)).take(NR).enumerate() {
+                    for (out, &v) in panel.chunks_exact_mut(NR).zip(row) {
+                        out[o] = v;
                     }
                 }
             });
