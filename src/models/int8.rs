@@ -313,7 +313,8 @@ mod avx2 {
         for (chunk, q) in row[..whole].chunks_exact(16).zip(out.chunks_exact_mut(16)) {
             // Rounds to nearest, ties to even (the default rounding mode), as the portable loop.
             let a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(chunk.as_ptr()), scale));
-            let b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(chunk.as_ptr().add(8)), scale));
+            let b =
+                _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(chunk.as_ptr().add(8)), scale));
             // packs interleaves 128-bit halves: a0-3 b0-3 a4-7 b4-7, put back in order.
             let packed = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0b11_01_10_00);
             let clamped = _mm256_min_epi16(_mm256_max_epi16(packed, low), high);
@@ -458,7 +459,10 @@ mod tests {
     #[test]
     fn the_vector_paths_agree_with_the_portable_ones() {
         // Lengths with and without a tail; the last row is all ties (its maximum is 127).
-        let ties: Vec<f32> = (0..40).map(|i| i as f32 * 0.5 - 10.0).chain([127.0]).collect();
+        let ties: Vec<f32> = (0..40)
+            .map(|i| i as f32 * 0.5 - 10.0)
+            .chain([127.0])
+            .collect();
         for row in [1, 7, 16, 33, 96, 515]
             .iter()
             .zip(10..)

@@ -10,7 +10,7 @@ use super::encoder_tokens::{self, Tokens};
 use super::int8::Int8Matrix;
 use super::packed::PackedMatrix;
 use super::step_attention::{self, with_values, KvCache};
-use super::weights::Weights;
+use super::weights::{Matrix, Weights};
 use super::Precision;
 use super::SelfKv;
 use crate::error::Result;
@@ -48,14 +48,14 @@ impl Linear {
     /// A projection in `precision`: quantized in int8, packed for the CPU kernel in f32 on the
     /// CPU (packed.rs), as loaded otherwise (candle's matmul).
     pub fn with_precision(
-        weight: Tensor,
+        weight: Matrix,
         bias: Option<Tensor>,
         precision: Precision,
     ) -> candle_core::Result<Self> {
         match WeightForm::of(precision, &weight) {
             WeightForm::Int8 => Self::int8(Arc::new(quantize(&weight)?), bias),
             WeightForm::Packed => Self::packed(Arc::new(pack(&weight)?), bias),
-            WeightForm::AsLoaded => Ok(Self::new(weight, bias)),
+            WeightForm::AsLoaded => Ok(Self::new(weight.into_tensor()?, bias)),
         }
     }
 
@@ -124,11 +124,33 @@ enum WeightForm {
 }
 
 impl WeightForm {
-    fn of(precision: Precision, weight: &Tensor) -> Self {
+    fn of(precision: Precision, weight: &Matrix) -> Self {
+        let cpu_f32 = match weight {
+            Matrix::Tensor(tensor) => step_attention::applies_to(tensor),
+            Matrix::Mapped(_) => true,
+        };
         match precision {
             Precision::Int8 => Self::Int8,
-            Precision::F32 if step_attention::applies_to(weight) => Self::Packed,
+            Precision::F32 if cpu_f32 => Self::Packed,
             _ => Self::AsLoaded,
+        }
+    }
+}
+
+/// `f` over the f32 values of a weight [n, k]: read in place from the mapping or the tensor.
+fn with_matrix_values<R>(
+    weight: &Matrix,
+    f: impl FnOnce(&[f32], usize, usize) -> R,
+) -> candle_core::Result<R> {
+    let (n, k) = match *weight.dims() {
+        [n, k] => (n, k),
+        ref dims => candle_core::bail!("a weight matrix must be 2-D, this one is {dims:?}"),
+    };
+    match weight {
+        Matrix::Mapped(mapped) => Ok(f(mapped.values(), n, k)),
+        Matrix::Tensor(tensor) => {
+            let tensor = tensor.to_dtype(DType::F32)?.contiguous()?;
+            with_values(&tensor, |w| f(w, n, k))
         }
     }
 }
@@ -144,18 +166,14 @@ fn bias_values(bias: &Option<Tensor>) -> candle_core::Result<Option<Arc<Vec<f32>
 }
 
 /// A CPU f32 weight [n, k] packed for our kernel, read in place.
-fn pack(weight: &Tensor) -> candle_core::Result<PackedMatrix> {
-    let (n, k) = weight.dims2()?;
-    let weight = weight.contiguous()?;
-    with_values(&weight, |w| PackedMatrix::pack(w, n, k))
+fn pack(weight: &Matrix) -> candle_core::Result<PackedMatrix> {
+    with_matrix_values(weight, PackedMatrix::pack)
 }
 
 /// A weight [n, k] quantized per row, read in place: a copy of the tied 59k × 512 embedding alone
 /// would add 120 MB to the peak.
-fn quantize(weight: &Tensor) -> candle_core::Result<Int8Matrix> {
-    let (n, k) = weight.dims2()?;
-    let weight = weight.to_dtype(DType::F32)?.contiguous()?;
-    with_values(&weight, |w| Int8Matrix::quantize(w, n, k))
+fn quantize(weight: &Matrix) -> candle_core::Result<Int8Matrix> {
+    with_matrix_values(weight, Int8Matrix::quantize)
 }
 
 /// Token embeddings: an f32 table, or (int8) one quantized per row and dequantized at lookup,
@@ -169,11 +187,17 @@ pub enum Embedding {
 }
 
 impl Embedding {
-    pub fn new(table: Tensor, precision: Precision) -> candle_core::Result<Self> {
+    pub fn new(table: Matrix, precision: Precision) -> candle_core::Result<Self> {
         Ok(match WeightForm::of(precision, &table) {
-            WeightForm::Int8 => Self::Int8(Arc::new(quantize(&table)?), table.device().clone()),
+            WeightForm::Int8 => {
+                let device = match &table {
+                    Matrix::Tensor(tensor) => tensor.device().clone(),
+                    Matrix::Mapped(_) => candle_core::Device::Cpu,
+                };
+                Self::Int8(Arc::new(quantize(&table)?), device)
+            }
             WeightForm::Packed => Self::Packed(Arc::new(pack(&table)?)),
-            WeightForm::AsLoaded => Self::Float(table),
+            WeightForm::AsLoaded => Self::Float(table.into_tensor()?),
         })
     }
 
@@ -246,7 +270,7 @@ pub fn linear(
         None
     };
     // Only the packed or quantized copy is kept: free the loaded one as we go (peak memory).
-    let weight = w.take(&format!("{prefix}.weight"), &[out_dim, in_dim])?;
+    let weight = w.matrix(&[&format!("{prefix}.weight")], &[out_dim, in_dim])?;
     Ok(Linear::with_precision(weight, bias, w.precision())?)
 }
 

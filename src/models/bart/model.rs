@@ -123,20 +123,21 @@ impl Bart {
             ],
         )?;
         let v = config.vocab_size;
-        let embed = w.get_first(
+        let embed = w.matrix(
             &["model.shared.weight", "model.encoder.embed_tokens.weight"],
             &[v, d],
         )?;
+        let embed = Embedding::new(embed, w.precision())?;
         let final_logits_bias = if w.contains("final_logits_bias") {
             w.get("final_logits_bias", &[1, v])?
         } else {
             Tensor::zeros((1, v), embed.dtype(), embed.device())?
         };
         let bias = Some(final_logits_bias.flatten_all()?);
-        let embed = Embedding::new(embed, w.precision())?;
         // The head is tied to the embeddings; some checkpoints also store the tied copy.
         let lm_head = if w.contains("lm_head.weight") {
-            Linear::with_precision(w.get("lm_head.weight", &[v, d])?, bias, w.precision())?
+            let head = w.matrix(&["lm_head.weight"], &[v, d])?;
+            Linear::with_precision(head, bias, w.precision())?
         } else {
             embed.tied_head(bias)?
         };

@@ -55,16 +55,16 @@ impl Marian {
         let target_vocab = config.target_vocab_size();
         // Tied checkpoints store the shared embedding under one of these names only.
         let precision = w.precision();
-        let shared = w.get_first(
+        let shared = w.matrix(
             &["model.shared.weight", "model.encoder.embed_tokens.weight"],
             &[source_vocab, d],
         )?;
-        let (dtype, device) = (shared.dtype(), shared.device().clone());
         let encoder_embed = Embedding::new(shared, precision)?;
+        let (dtype, device) = (encoder_embed.dtype(), encoder_embed.device().clone());
         let decoder_embed = if config.share_encoder_decoder_embeddings {
             encoder_embed.clone()
         } else {
-            let table = w.get("model.decoder.embed_tokens.weight", &[target_vocab, d])?;
+            let table = w.matrix(&["model.decoder.embed_tokens.weight"], &[target_vocab, d])?;
             Embedding::new(table, precision)?
         };
         let final_logits_bias = if w.contains("final_logits_bias") {
@@ -76,7 +76,7 @@ impl Marian {
         let lm_head = if config.tie_word_embeddings || !w.contains("lm_head.weight") {
             decoder_embed.tied_head(bias)?
         } else {
-            let head = w.get("lm_head.weight", &[target_vocab, d])?;
+            let head = w.matrix(&["lm_head.weight"], &[target_vocab, d])?;
             Linear::with_precision(head, bias, precision)?
         };
 

@@ -204,7 +204,7 @@ impl T5 {
             )
         })?;
         let (d, v) = (c.d_model, c.vocab_size);
-        let embed = w.get_first(
+        let embed = w.matrix(
             &[
                 "shared.weight",
                 "encoder.embed_tokens.weight",
@@ -215,7 +215,8 @@ impl T5 {
         let untied_head = w.contains("lm_head.weight");
         let embed = Embedding::new(embed, w.precision())?;
         let lm_head = if untied_head {
-            Linear::with_precision(w.get("lm_head.weight", &[v, d])?, None, w.precision())?
+            let head = w.matrix(&["lm_head.weight"], &[v, d])?;
+            Linear::with_precision(head, None, w.precision())?
         } else {
             embed.tied_head(None)?
         };
