@@ -94,6 +94,14 @@ impl Engine {
     /// Token ids the model generates for each of `sentences` (decoder start token first).
     /// Sentences are batched by length; results come back in input order.
     pub fn generate_ids(&self, sentences: &[Vec<u32>]) -> Result<Vec<Vec<u32>>> {
+        // On a thread of rayon's pool. Called from outside it, each of a step's dozens of
+        // parallel loops is handed to the pool while this thread sleeps and wakes again; from
+        // inside, they fork and join in place (one sentence at a time: 20 -> 18 s, sys time
+        // 3.4 -> 1.3 s).
+        rayon::scope(|_| self.generate_ids_on_pool(sentences))
+    }
+
+    fn generate_ids_on_pool(&self, sentences: &[Vec<u32>]) -> Result<Vec<Vec<u32>>> {
         let mut order: Vec<usize> = (0..sentences.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(sentences[i].len()));
         let mut results = vec![Vec::new(); sentences.len()];
