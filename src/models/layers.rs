@@ -107,8 +107,10 @@ impl Module for Linear {
                 Tensor::from_vec(y, out_dims, x.device())
             }
             Projection::Int8(matrix, bias) => {
-                let values = x.flatten_all()?.to_vec1::<f32>()?;
-                let y = matrix.matmul_t(&values, rows, bias.as_deref().map(|b| b.as_slice()));
+                // Read in place, like the packed form (int8 runs on the CPU in f32).
+                let x = x.to_dtype(DType::F32)?.contiguous()?;
+                let bias = bias.as_deref().map(|b| b.as_slice());
+                let y = with_values(&x, |x| matrix.matmul_t(x, rows, bias))?;
                 Tensor::from_vec(y, out_dims, x.device())
             }
         }
