@@ -156,8 +156,10 @@ impl DecoderState {
     /// Reorders beams: rows move only within the beams of one input, whose cross-attention
     /// keys and values are shared, so only the self-attention caches are gathered.
     pub fn reorder_beams(&mut self, rows: &[u32]) -> Result<()> {
+        use rayon::prelude::*;
         let index = Tensor::new(rows, self.cross_mask.device())?;
-        for layer in &mut self.layers {
+        // The layers' caches are independent: they move their histories in parallel.
+        self.layers.par_iter_mut().try_for_each(|layer| {
             match &mut layer.self_kv {
                 SelfKv::Empty => {}
                 SelfKv::Tensors(k, v) => {
@@ -166,8 +168,8 @@ impl DecoderState {
                 }
                 SelfKv::Cpu(cache) => cache.select_rows(rows),
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     pub fn position(&self) -> usize {
