@@ -162,6 +162,13 @@ pub(super) struct SharedOut(pub(super) *mut f32);
 unsafe impl Sync for SharedOut {}
 unsafe impl Send for SharedOut {}
 
+impl SharedOut {
+    /// The buffer's start (a method, so that closures capture the whole `Sync` wrapper).
+    pub(super) fn ptr(&self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Writes `acc` (rows × 16 sums of panel `p`) to the outputs that exist, adding the bias.
 ///
 /// # Safety

@@ -152,19 +152,24 @@ impl KvCache {
         let (hd, len, capacity) = (self.head_dim, self.len, self.capacity);
         let heads = self.heads;
         let (all_keys, all_values) = (&self.keys, &self.values);
-        each_query(queries, hd, |slot, q, scores, out| {
-            let base = slot * capacity * hd;
-            let h = slot % heads;
-            attend_one(
-                q,
-                &all_keys[base..base + len * hd],
-                &all_values[base..base + len * hd],
-                scaling,
-                |t| bias.map_or(0.0, |b| b[h * len + t]),
-                scores,
-                out,
-            );
-        })
+        each_query(
+            queries,
+            hd,
+            |i| i,
+            |slot, q, scores, out| {
+                let base = slot * capacity * hd;
+                let h = slot % heads;
+                attend_one(
+                    q,
+                    &all_keys[base..base + len * hd],
+                    &all_values[base..base + len * hd],
+                    scaling,
+                    |t| bias.map_or(0.0, |b| b[h * len + t]),
+                    scores,
+                    out,
+                );
+            },
+        )
     }
 }
 
@@ -196,7 +201,14 @@ pub fn cross_attend(
                 .count()
         })
         .collect();
-    each_query(queries, hd, |slot, q, scores, out| {
+    // The rows of one input (its beams) attend over the same keys and values: taking them
+    // one after another per head reads each head's keys once from memory, not once per beam.
+    let in_input_order = |i: usize| {
+        let (input, rest) = (i / (heads * group), i % (heads * group));
+        let (h, beam) = (rest / group, rest % group);
+        (input * group + beam) * heads + h
+    };
+    each_query(queries, hd, in_input_order, |slot, q, scores, out| {
         let (row, h) = (slot / heads, slot % heads);
         let input = row / group;
         let len = attended[input].max(1).min(s);
@@ -215,19 +227,28 @@ pub fn cross_attend(
 }
 
 /// The context of every (row, head) query of `queries` [rows, heads · hd], computed in
-/// parallel by `attend(slot, query, scratch, out)` with slot = row · heads + head.
+/// parallel by `attend(slot, query, scratch, out)` with slot = row · heads + head, the slots
+/// taken in the order `slot_of(0), slot_of(1), …` (a permutation of them).
 fn each_query(
     queries: &[f32],
     head_dim: usize,
+    slot_of: impl Fn(usize) -> usize + Sync,
     attend: impl Fn(usize, &[f32], &mut Vec<f32>, &mut [f32]) + Sync,
 ) -> Vec<f32> {
+    let slots = queries.len() / head_dim.max(1);
     let mut context = vec![0f32; queries.len()];
-    context
-        .par_chunks_mut(head_dim)
-        .zip(queries.par_chunks(head_dim))
-        .enumerate()
+    let out = super::packed::SharedOut(context.as_mut_ptr());
+    (0..slots)
+        .into_par_iter()
         .with_min_len(4)
-        .for_each_init(Vec::new, |scores, (slot, (out, q))| {
+        .for_each_init(Vec::new, |scores, i| {
+            let slot = slot_of(i);
+            assert!(slot < slots, "slot_of must permute the slots");
+            let q = &queries[slot * head_dim..(slot + 1) * head_dim];
+            // SAFETY: `slot_of` is a permutation, so each slot's context is written by one
+            // iteration only, inside `context`, which outlives the loop.
+            let out =
+                unsafe { std::slice::from_raw_parts_mut(out.ptr().add(slot * head_dim), head_dim) };
             attend(slot, q, scores, out)
         });
     context
