@@ -223,6 +223,10 @@ unsafe fn run_portable(
 mod avx2 {
     use super::*;
     use std::arch::x86_64::*;
+    /// Panel rows (one cache line each) fetched ahead of the loads: the panel is read from L2
+    /// or memory, and the hardware prefetcher alone left the FMAs waiting (~3 % of a run).
+    /// Past the panel's end the hint is harmless: prefetches never fault.
+    const PREFETCH: usize = 16;
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn run(
@@ -252,6 +256,7 @@ mod avx2 {
     unsafe fn tile<const R: usize>(x: *const f32, k: usize, panel: *const f32) -> [[f32; NR]; R] {
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         for i in 0..k {
+            _mm_prefetch::<_MM_HINT_T0>(panel.wrapping_add((i + PREFETCH) * NR) as *const i8);
             let w0 = _mm256_loadu_ps(panel.add(i * NR));
             let w1 = _mm256_loadu_ps(panel.add(i * NR + 8));
             for (r, acc) in acc.iter_mut().enumerate() {
