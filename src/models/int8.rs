@@ -482,10 +482,7 @@ mod tests {
             let q = Int8Matrix::quantize(&values(n * k, 2), n, k);
             let bias = values(n, 3);
             let got = q.matmul_t(&x, m, Some(&bias));
-            let task = Task {
-                rows: 0..m,
-                panels: 0..n.div_ceil(NR),
-            };
+            let task = Task::covering(m, n);
             let mut portable = vec![0f32; m * n];
             // SAFETY: one task covering the whole [m, n] buffer.
             unsafe {

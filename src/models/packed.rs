@@ -141,11 +141,20 @@ pub(super) fn for_each_task(
 }
 
 pub(super) struct Task {
-    pub(super) rows: std::ops::Range<usize>,
-    pub(super) panels: std::ops::Range<usize>,
+    rows: std::ops::Range<usize>,
+    panels: std::ops::Range<usize>,
 }
 
 impl Task {
+    /// One task over all `m` rows and the panels of `n` outputs (the kernels' tests).
+    #[cfg(test)]
+    pub(super) fn covering(m: usize, n: usize) -> Self {
+        Self {
+            rows: 0..m,
+            panels: 0..n.div_ceil(NR),
+        }
+    }
+
     /// The task's tiles, panel by panel: (panel, first row, rows ≤ MR).
     pub(super) fn tiles(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
         self.panels.clone().flat_map(move |p| {
@@ -316,10 +325,7 @@ mod tests {
                     "{m}x{k}x{n} [{i}]: {g} vs {r}"
                 );
             }
-            let task = Task {
-                rows: 0..m,
-                panels: 0..n.div_ceil(NR),
-            };
+            let task = Task::covering(m, n);
             let mut portable = vec![0f32; m * n];
             // SAFETY: one task covering the whole [m, n] buffer.
             unsafe {

@@ -116,16 +116,6 @@ impl Weights {
         })
     }
 
-    pub fn get_first(&self, names: &[&str], shape: &[usize]) -> Result<Tensor> {
-        match names.iter().find(|n| self.contains(n)) {
-            Some(name) => self.get(name, shape),
-            None => Err(Error::file(
-                &self.source,
-                format!("missing tensor {}", names.join(" or ")),
-            )),
-        }
-    }
-
     fn check_shape(&self, name: &str, shape: &[usize]) -> Result<()> {
         let tensors = self.tensors.borrow();
         let dims = match tensors.get(name) {
