@@ -101,19 +101,24 @@ impl Weights {
     /// A weight matrix for the kernels, under the first of `names` the checkpoint holds,
     /// removed from the checkpoint: only the kernel's packed or quantized copy is kept.
     pub fn matrix(&self, names: &[&str], shape: &[usize]) -> Result<Matrix> {
-        let Some(name) = names.iter().find(|n| self.contains(n)) else {
-            return Err(Error::file(
-                &self.source,
-                format!("missing tensor {}", names.join(" or ")),
-            ));
+        let missing = || {
+            let names = names.join(" or ");
+            Error::file(&self.source, format!("missing tensor {names}"))
         };
+        let name = names
+            .iter()
+            .find(|n| self.contains(n))
+            .ok_or_else(missing)?;
         self.check_shape(name, shape)?;
-        let stored = self.tensors.borrow_mut().remove(*name);
-        Ok(match stored {
-            Some(Stored::Mapped(mapped)) => Matrix::Mapped(mapped),
-            Some(Stored::Tensor(tensor)) => Matrix::Tensor(tensor),
-            None => unreachable!("checked by contains"),
-        })
+        match self
+            .tensors
+            .borrow_mut()
+            .remove(*name)
+            .ok_or_else(missing)?
+        {
+            Stored::Mapped(mapped) => Ok(Matrix::Mapped(mapped)),
+            Stored::Tensor(tensor) => Ok(Matrix::Tensor(tensor)),
+        }
     }
 
     fn check_shape(&self, name: &str, shape: &[usize]) -> Result<()> {
