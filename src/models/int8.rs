@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use super::packed::{for_each_task, SharedOut, Task, MR, NR};
+use super::packed::{product, SharedOut, Task, MR, NR};
 
 /// Inputs multiplied and summed per 32-bit lane.
 const PAIR: usize = 2;
@@ -150,20 +150,13 @@ impl Int8Matrix {
             assert_eq!(bias.len(), self.n, "bias is not [n]");
         }
         let input = QuantizedRows::of(x, m, self.k);
-        // Every element is written below; zero-filling 64 × 59 514 floats each step costs.
-        let mut y: Vec<f32> = Vec::with_capacity(m * self.n);
-        if m == 0 || self.n == 0 {
-            return y;
-        }
-        let out = SharedOut(y.as_mut_ptr());
         let row_bytes = 2 * input.stride;
-        for_each_task(m, self.n.div_ceil(NR), row_bytes, |task| {
-            // SAFETY: tasks write disjoint (row, output) blocks of `y`, which outlives them.
-            unsafe { self.run(task, &input, bias, &out) };
-        });
-        // SAFETY: the tasks cover every row and every output.
-        unsafe { y.set_len(m * self.n) };
-        y
+        // SAFETY: `run` writes every (row, output) of its task's block.
+        unsafe {
+            product(m, self.n, row_bytes, |task, out| {
+                self.run(task, &input, bias, out)
+            })
+        }
     }
 
     /// # Safety
@@ -218,7 +211,7 @@ impl QuantizedRows {
 /// outputs that exist.
 ///
 /// # Safety
-/// `out` must be an [m, n] buffer with rows `first_row..first_row + R` inside it.
+/// As [`SharedOut::write_panel`].
 #[inline(always)]
 unsafe fn store<const R: usize>(
     acc: &[[i32; NR]; R],
@@ -229,19 +222,14 @@ unsafe fn store<const R: usize>(
     bias: Option<&[f32]>,
     out: &SharedOut,
 ) {
-    let first = p * NR;
-    let width = NR.min(m.n - first);
-    for (r, sums) in acc.iter().enumerate() {
-        let x_scale = x.scales[first_row + r];
-        let dst = out.0.add((first_row + r) * m.n + first);
-        for c in 0..width {
-            let mut v = sums[c] as f32 * (x_scale * m.scales[first + c]);
-            if let Some(bias) = bias {
-                v += bias[first + c];
-            }
-            dst.add(c).write(v);
+    out.write_panel(m.n, p, first_row, R, |r, c| {
+        let j = p * NR + c;
+        let mut v = acc[r][c] as f32 * (x.scales[first_row + r] * m.scales[j]);
+        if let Some(bias) = bias {
+            v += bias[j];
         }
-    }
+        v
+    })
 }
 
 /// The kernel without AVX2: the same integer sums.

@@ -84,18 +84,8 @@ impl PackedMatrix {
         if let Some(bias) = bias {
             assert_eq!(bias.len(), n, "bias is not [n]");
         }
-        let mut y: Vec<f32> = Vec::with_capacity(m * n);
-        if m == 0 || n == 0 {
-            return y;
-        }
-        let out = SharedOut(y.as_mut_ptr());
-        for_each_task(m, n.div_ceil(NR), 4 * k, |task| {
-            // SAFETY: tasks write disjoint (row, output) blocks of `y`, which outlives them.
-            unsafe { self.run(task, x, bias, &out) };
-        });
-        // SAFETY: the tasks cover every row and every output.
-        unsafe { y.set_len(m * n) };
-        y
+        // SAFETY: `run` writes every (row, output) of its task's block.
+        unsafe { product(m, n, 4 * k, |task, out| self.run(task, x, bias, out)) }
     }
 
     /// # Safety
@@ -115,29 +105,45 @@ impl PackedMatrix {
     }
 }
 
-/// Runs `work` over tasks that cover `m` input rows × `panels` panels of 16 outputs, in
-/// parallel: each task is a block of rows kept in the core's L2 cache (`row_bytes` each) times
-/// a run of panels, and there are enough of them for rayon to balance the threads.
-pub(super) fn for_each_task(
+/// The [m, n] result of a product whose `work` writes one task's block: the tasks cover `m`
+/// input rows × the panels of `n` outputs and run in parallel; each is a block of rows kept in
+/// the core's L2 cache (`row_bytes` each) times a run of panels, and there are enough of them
+/// for rayon to balance the threads. The buffer is not zero-filled (64 × 59 514 floats every
+/// decoding step would cost).
+///
+/// # Safety
+/// `work` must write every element of its task's block (`SharedOut::write_panel`), and nothing
+/// outside it.
+pub(super) unsafe fn product(
     m: usize,
-    panels: usize,
+    n: usize,
     row_bytes: usize,
-    work: impl Fn(&Task) + Sync + Send,
-) {
+    work: impl Fn(&Task, &SharedOut) + Sync + Send,
+) -> Vec<f32> {
+    let mut y: Vec<f32> = Vec::with_capacity(m * n);
+    if m == 0 || n == 0 {
+        return y;
+    }
+    let panels = n.div_ceil(NR);
     let block_rows = (ROW_BLOCK_BYTES / row_bytes.max(1) / MR).max(1) * MR;
     let row_blocks = m.div_ceil(block_rows);
     let wanted = (rayon::current_num_threads() * 4).div_ceil(row_blocks.max(1));
     let per_task = panels.div_ceil(wanted.max(1)).max(1);
     let panel_runs = panels.div_ceil(per_task);
+    let out = SharedOut(y.as_mut_ptr());
     (0..row_blocks * panel_runs)
         .into_par_iter()
         .for_each(|task| {
             let (block, run) = (task / panel_runs, task % panel_runs);
-            work(&Task {
+            let task = Task {
                 rows: block * block_rows..((block + 1) * block_rows).min(m),
                 panels: run * per_task..((run + 1) * per_task).min(panels),
-            })
+            };
+            work(&task, &out)
         });
+    // SAFETY: the tasks cover every row and every output, and each writes its whole block.
+    unsafe { y.set_len(m * n) };
+    y
 }
 
 pub(super) struct Task {
@@ -176,12 +182,36 @@ impl SharedOut {
     pub(super) fn ptr(&self) -> *mut f32 {
         self.0
     }
+
+    /// Writes `value(r, c)` to rows `first_row..first_row + rows` and, of panel `p`'s 16
+    /// outputs, those that exist, in an [m, n] buffer.
+    ///
+    /// # Safety
+    /// The rows must lie inside the buffer, and no other task may write this block.
+    #[inline(always)]
+    pub(super) unsafe fn write_panel(
+        &self,
+        n: usize,
+        p: usize,
+        first_row: usize,
+        rows: usize,
+        value: impl Fn(usize, usize) -> f32,
+    ) {
+        let first = p * NR;
+        let width = NR.min(n - first);
+        for r in 0..rows {
+            let dst = self.0.add((first_row + r) * n + first);
+            for c in 0..width {
+                dst.add(c).write(value(r, c));
+            }
+        }
+    }
 }
 
 /// Writes `acc` (rows × 16 sums of panel `p`) to the outputs that exist, adding the bias.
 ///
 /// # Safety
-/// `out` must be an [m, n] buffer with rows `first_row..first_row + R` inside it.
+/// As [`SharedOut::write_panel`].
 #[inline(always)]
 unsafe fn store<const R: usize>(
     acc: &[[f32; NR]; R],
@@ -191,15 +221,9 @@ unsafe fn store<const R: usize>(
     bias: Option<&[f32]>,
     out: &SharedOut,
 ) {
-    let first = p * NR;
-    let width = NR.min(m.rows - first);
-    for (r, sums) in acc.iter().enumerate() {
-        let dst = out.0.add((first_row + r) * m.rows + first);
-        for c in 0..width {
-            let b = bias.map_or(0.0, |b| b[first + c]);
-            dst.add(c).write(sums[c] + b);
-        }
-    }
+    out.write_panel(m.rows, p, first_row, R, |r, c| {
+        acc[r][c] + bias.map_or(0.0, |b| b[p * NR + c])
+    })
 }
 
 /// The kernel without AVX2: the same sums (one fused multiply-add per input, in order).
