@@ -1,38 +1,81 @@
 //! Small numeric routines written so that the compiler vectorizes the loops calling them.
 
-/// `e^x` for `x ≤ 0` (a score minus its row's maximum) within 2 ulp, without a call, so that
-/// loops over it vectorize: `2^n · p(r)` with `n = round(x / ln 2)` and Cephes' polynomial.
-/// Below -87 (where e^x is under f32's normal range) it is 0; NaN stays NaN.
+/// 1.5 · 2^23: adding and removing it rounds to an integer.
+const ROUND: f32 = 12_582_912.0;
+/// ln 2 in two parts, for an exact `n · ln 2` reduction.
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// Below this, `exp_nonpositive` is 0.
+const EXP_FLOOR: f32 = -87.0;
+/// Cephes' polynomial for e^r on [-ln 2 / 2, ln 2 / 2], highest degree first.
+const EXP_POLY: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+];
+
+/// `e^x` for `x ≤ 0` (a score minus its row's maximum) within 2 ulp: `2^n · p(r)` with
+/// `n = round(x / ln 2)` and Cephes' polynomial, in fused multiply-adds as torch's vectorized
+/// exponential is. Loops over it take [`avx2::exp_lane_sums`] or [`exp_shifted_in_place`]'s
+/// AVX2 path, the same operations on eight lanes; without FMA hardware `mul_add` is computed
+/// in software (slower, the same bits). Below -87 (where e^x is under f32's normal range) it
+/// is 0; NaN stays NaN.
 #[inline(always)]
 pub fn exp_nonpositive(x: f32) -> f32 {
-    const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding and removing it rounds
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let xc = if x < -87.0 { -87.0 } else { x };
-    let shifted = xc * std::f32::consts::LOG2_E + ROUND;
+    let xc = if x < EXP_FLOOR { EXP_FLOOR } else { x };
+    let shifted = xc.mul_add(std::f32::consts::LOG2_E, ROUND);
     let n = shifted - ROUND;
-    // n as an integer, read from the low bits of `shifted`: a float-to-int `as` cast saturates
-    // and maps NaN to 0, which the compiler does with scalar code, one lane at a time.
+    // n as an integer, read from the low bits of `shifted`.
     let n_int = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
-    let r = xc - n * LN2_HI - n * LN2_LO;
-    let mut p = 1.987_569_1e-4;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let y = (p * r * r + r + 1.0) * f32::from_bits(((n_int + 127) << 23) as u32);
-    if x < -87.0 {
+    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, xc));
+    let mut p = EXP_POLY[0];
+    for &c in &EXP_POLY[1..] {
+        p = p.mul_add(r, c);
+    }
+    let y = ((p * r).mul_add(r, r) + 1.0) * f32::from_bits((n_int.wrapping_add(127) << 23) as u32);
+    if x < EXP_FLOOR {
         0.0
     } else {
         y
     }
 }
 
-/// Replaces each score by `e^(score - max)` and returns their sum, added in order. Two loops:
-/// in one, the running sum would keep the exponentials from vectorizing.
-#[inline(always)]
+/// Lane `i` of the result is the sum, in order, of `exp_nonpositive(x - max)` over the
+/// elements `i, i + 8, i + 16, …` of `row`, whose length is a multiple of 8.
+pub fn exp_lane_sums(row: &[f32], max: f32) -> [f32; 8] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the features are present.
+            return unsafe { avx2::exp_lane_sums(row, max) };
+        }
+    }
+    exp_lane_sums_portable(row, max)
+}
+
+fn exp_lane_sums_portable(row: &[f32], max: f32) -> [f32; 8] {
+    assert!(row.len().is_multiple_of(8), "whole chunks of 8 only");
+    let mut sums = [0f32; 8];
+    for chunk in row.chunks_exact(8) {
+        for i in 0..8 {
+            sums[i] += exp_nonpositive(chunk[i] - max);
+        }
+    }
+    sums
+}
+
+/// Replaces each score by `e^(score - max)` and returns their sum, added in order.
 pub fn exp_shifted_in_place(scores: &mut [f32], max: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the features are present.
+            return unsafe { avx2::exp_shifted_in_place(scores, max) };
+        }
+    }
     for s in scores.iter_mut() {
         *s = exp_nonpositive(*s - max);
     }
@@ -82,6 +125,73 @@ pub fn dots(q: &[f32], keys: &[f32], out: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 pub mod avx2 {
     use std::arch::x86_64::*;
+
+    /// [`super::exp_lane_sums`]: the same operations on eight lanes, so the same bits.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn exp_lane_sums(row: &[f32], max: f32) -> [f32; 8] {
+        assert!(row.len().is_multiple_of(8), "whole chunks of 8 only");
+        let max = _mm256_set1_ps(max);
+        let mut sums = _mm256_setzero_ps();
+        for chunk in row.chunks_exact(8) {
+            let x = _mm256_sub_ps(_mm256_loadu_ps(chunk.as_ptr()), max);
+            sums = _mm256_add_ps(sums, exp_nonpositive(x));
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), sums);
+        lanes
+    }
+
+    /// [`super::exp_shifted_in_place`], the exponentials eight at a time (the same bits).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn exp_shifted_in_place(scores: &mut [f32], max: f32) -> f32 {
+        let mut chunks = scores.chunks_exact_mut(8);
+        for chunk in chunks.by_ref() {
+            let x = _mm256_sub_ps(_mm256_loadu_ps(chunk.as_ptr()), _mm256_set1_ps(max));
+            _mm256_storeu_ps(chunk.as_mut_ptr(), exp_nonpositive(x));
+        }
+        for s in chunks.into_remainder() {
+            *s = super::exp_nonpositive(*s - max);
+        }
+        scores.iter().fold(0.0, |sum, &s| sum + s)
+    }
+
+    /// [`super::exp_nonpositive`] on eight lanes, operation for operation.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn exp_nonpositive(x: __m256) -> __m256 {
+        use super::{EXP_FLOOR, EXP_POLY, LN2_HI, LN2_LO, ROUND};
+        // `max_ps(a, b)` is `a > b ? a : b`: NaN in `x` passes through, as in the scalar `if`.
+        let xc = _mm256_max_ps(_mm256_set1_ps(EXP_FLOOR), x);
+        let round = _mm256_set1_ps(ROUND);
+        let shifted = _mm256_fmadd_ps(xc, _mm256_set1_ps(std::f32::consts::LOG2_E), round);
+        let n = _mm256_sub_ps(shifted, round);
+        let n_int = _mm256_sub_epi32(
+            _mm256_castps_si256(shifted),
+            _mm256_set1_epi32(ROUND.to_bits() as i32),
+        );
+        // (-n)·LN2 + xc: fnmadd is -(a·b) + c, the same product and the same single rounding.
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), xc);
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+        let mut p = _mm256_set1_ps(EXP_POLY[0]);
+        for &c in &EXP_POLY[1..] {
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+        }
+        let poly = _mm256_add_ps(
+            _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r),
+            _mm256_set1_ps(1.0),
+        );
+        let scale = _mm256_slli_epi32::<23>(_mm256_add_epi32(n_int, _mm256_set1_epi32(127)));
+        let y = _mm256_mul_ps(poly, _mm256_castsi256_ps(scale));
+        // 0 where x < -87; elsewhere (NaN included) y.
+        let kept = _mm256_cmp_ps::<_CMP_NLT_UQ>(x, _mm256_set1_ps(EXP_FLOOR));
+        _mm256_and_ps(kept, y)
+    }
 
     /// # Safety
     /// The CPU must have AVX2 and FMA.
@@ -175,6 +285,58 @@ mod tests {
                 let wide: Vec<u32> = wide.iter().map(|v| v.to_bits()).collect();
                 assert_eq!(wide, want, "AVX2: {rows} keys of {hd}");
             }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_vector_exponentials_have_the_scalar_bits() {
+        if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
+            return;
+        }
+        // A sweep of [-100, 0] (steps of about 2^-12 near 0, coarser below) and the edges.
+        let mut xs: Vec<f32> = Vec::new();
+        let mut x = 0.0f32;
+        while x > -100.0 {
+            xs.push(x);
+            x -= 0.000_244 + x.abs() * 1e-4;
+        }
+        xs.extend([
+            -87.0,
+            -87.000_01,
+            -86.999_99,
+            -0.0,
+            -f32::MIN_POSITIVE,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+            1.0,
+            f32::INFINITY,
+        ]);
+        let want: Vec<u32> = xs.iter().map(|&x| exp_nonpositive(x).to_bits()).collect();
+        // In place, in chunks of 8 and the scalar tail after them.
+        let mut got = xs.clone();
+        // SAFETY: the features are present.
+        unsafe { avx2::exp_shifted_in_place(&mut got, 0.0) };
+        assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
+        // Summed by lane: one chunk at a time, each lane is one exponential.
+        for (chunk, want) in xs.chunks_exact(8).zip(want.chunks_exact(8)) {
+            // SAFETY: the features are present.
+            let got = unsafe { avx2::exp_lane_sums(chunk, 0.0) };
+            assert_eq!(got.map(f32::to_bits).as_slice(), want, "{chunk:?}");
+        }
+        // Long rows: the sums' order.
+        for (len, seed) in [(8, 1), (40, 3), (59_512, 4)] {
+            let row: Vec<f32> = test_values(len, seed).iter().map(|v| v * 40.0).collect();
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            // SAFETY: the features are present.
+            let got = unsafe { avx2::exp_lane_sums(&row, max) };
+            let want = exp_lane_sums_portable(&row, max);
+            assert_eq!(
+                got.map(f32::to_bits),
+                want.map(f32::to_bits),
+                "length {len}"
+            );
         }
     }
 

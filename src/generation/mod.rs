@@ -75,27 +75,40 @@ fn log_softmax_of(row: &[f32]) -> Vec<f32> {
 }
 
 /// A row's maximum and the log of its sum of `e^(x - max)` (a whole vocabulary, at least once
-/// per step and row: written to vectorize, compiled for AVX2 + FMA where the CPU has them).
+/// per step and row): the sum in eight lanes (`math::exp_lane_sums`), the tail's after them.
 fn max_and_log_sum(row: &[f32]) -> (f32, f32) {
+    let max = row_max(row);
+    let whole = row.len() / 8 * 8;
+    let lanes = crate::math::exp_lane_sums(&row[..whole], max);
+    let sum: f32 = row[whole..]
+        .iter()
+        .map(|&x| crate::math::exp_nonpositive(x - max))
+        .sum::<f32>()
+        + lanes.iter().sum::<f32>();
+    (max, sum.ln())
+}
+
+/// The largest value, NaN ignored (`f32::max`).
+fn row_max(row: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the features are present.
-            return unsafe { max_and_log_sum_avx2(row) };
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the feature is present.
+            return unsafe { row_max_avx2(row) };
         }
     }
-    max_and_log_sum_portable(row)
+    row_max_portable(row)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn max_and_log_sum_avx2(row: &[f32]) -> (f32, f32) {
-    max_and_log_sum_portable(row)
+#[target_feature(enable = "avx2")]
+unsafe fn row_max_avx2(row: &[f32]) -> f32 {
+    row_max_portable(row)
 }
 
+/// In eight lanes, so that it vectorizes.
 #[inline(always)]
-fn max_and_log_sum_portable(row: &[f32]) -> (f32, f32) {
-    // Eight independent lanes: the compiler keeps them in one vector register.
+fn row_max_portable(row: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 8];
     let chunks = row.chunks_exact(8);
     let tail = chunks.remainder();
@@ -104,25 +117,10 @@ fn max_and_log_sum_portable(row: &[f32]) -> (f32, f32) {
             lanes[i] = lanes[i].max(chunk[i]);
         }
     }
-    let max = tail
-        .iter()
+    tail.iter()
         .chain(&lanes)
         .copied()
-        .fold(f32::NEG_INFINITY, f32::max);
-    let mut sums = [0f32; 8];
-    let chunks = row.chunks_exact(8);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for i in 0..8 {
-            sums[i] += crate::math::exp_nonpositive(chunk[i] - max);
-        }
-    }
-    let sum: f32 = tail
-        .iter()
-        .map(|&x| crate::math::exp_nonpositive(x - max))
-        .sum::<f32>()
-        + sums.iter().sum::<f32>();
-    (max, sum.ln())
+        .fold(f32::NEG_INFINITY, f32::max)
 }
 
 #[cfg(test)]
