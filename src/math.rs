@@ -1,12 +1,15 @@
-//! Small numeric routines written so that the compiler vectorizes the loops calling them.
+//! Small numeric routines for the CPU: the exponentials of softmaxes and SiLU, dot products;
+//! portable loops the compiler vectorizes, and AVX2 paths with the same bits.
 
 /// 1.5 · 2^23: adding and removing it rounds to an integer.
 const ROUND: f32 = 12_582_912.0;
 /// ln 2 in two parts, for an exact `n · ln 2` reduction.
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
-/// Below this, `exp_nonpositive` is 0.
+/// Below this, the exponentials are 0 (e^x is under f32's normal range).
 const EXP_FLOOR: f32 = -87.0;
+/// Above this, [`exp`] is +∞ (2^n would overflow; e^x is within 30 % of f32's largest value).
+const EXP_CEILING: f32 = 88.37;
 /// Cephes' polynomial for e^r on [-ln 2 / 2, ln 2 / 2], highest degree first.
 const EXP_POLY: [f32; 6] = [
     1.987_569_1e-4,
@@ -21,25 +24,56 @@ const EXP_POLY: [f32; 6] = [
 /// `n = round(x / ln 2)` and Cephes' polynomial, in fused multiply-adds as torch's vectorized
 /// exponential is. Loops over it take [`avx2::exp_lane_sums`] or [`exp_shifted_in_place`]'s
 /// AVX2 path, the same operations on eight lanes; without FMA hardware `mul_add` is computed
-/// in software (slower, the same bits). Below -87 (where e^x is under f32's normal range) it
-/// is 0; NaN stays NaN.
+/// in software (slower, the same bits). Below -87 it is 0; NaN stays NaN.
 #[inline(always)]
 pub fn exp_nonpositive(x: f32) -> f32 {
-    let xc = if x < EXP_FLOOR { EXP_FLOOR } else { x };
-    let shifted = xc.mul_add(std::f32::consts::LOG2_E, ROUND);
-    let n = shifted - ROUND;
-    // n as an integer, read from the low bits of `shifted`.
-    let n_int = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
-    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, xc));
-    let mut p = EXP_POLY[0];
-    for &c in &EXP_POLY[1..] {
-        p = p.mul_add(r, c);
-    }
-    let y = ((p * r).mul_add(r, r) + 1.0) * f32::from_bits((n_int.wrapping_add(127) << 23) as u32);
+    let y = exp_reduced(if x < EXP_FLOOR { EXP_FLOOR } else { x });
     if x < EXP_FLOOR {
         0.0
     } else {
         y
+    }
+}
+
+/// [`exp_nonpositive`] over the whole line: the same bits for `x ≤ 0`, +∞ above 88.37.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    let clamped = if x > EXP_CEILING { EXP_CEILING } else { x };
+    let y = exp_nonpositive(clamped);
+    if x > EXP_CEILING {
+        f32::INFINITY
+    } else {
+        y
+    }
+}
+
+/// `2^n · p(r)` for `x` in [-87, 88.37].
+#[inline(always)]
+fn exp_reduced(x: f32) -> f32 {
+    let shifted = x.mul_add(std::f32::consts::LOG2_E, ROUND);
+    let n = shifted - ROUND;
+    // n as an integer, read from the low bits of `shifted`.
+    let n_int = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, x));
+    let mut p = EXP_POLY[0];
+    for &c in &EXP_POLY[1..] {
+        p = p.mul_add(r, c);
+    }
+    ((p * r).mul_add(r, r) + 1.0) * f32::from_bits((n_int.wrapping_add(127) << 23) as u32)
+}
+
+/// `out = x / (1 + e^-x)` (SiLU, or swish), torch's formula, with [`exp`].
+pub fn silu(x: &[f32], out: &mut [f32]) {
+    assert_eq!(x.len(), out.len(), "silu: input and output lengths differ");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the features are present.
+            return unsafe { avx2::silu(x, out) };
+        }
+    }
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = v / (1.0 + exp(-v));
     }
 }
 
@@ -161,22 +195,62 @@ pub mod avx2 {
         scores.iter().fold(0.0, |sum, &s| sum + s)
     }
 
+    /// [`super::silu`], eight values at a time (the same bits).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn silu(x: &[f32], out: &mut [f32]) {
+        assert_eq!(x.len(), out.len(), "silu: input and output lengths differ");
+        let whole = x.len() / 8 * 8;
+        for (o, v) in out.chunks_exact_mut(8).zip(x.chunks_exact(8)) {
+            let v = _mm256_loadu_ps(v.as_ptr());
+            // -v by its sign bit, as the scalar negation.
+            let e = exp(_mm256_xor_ps(v, _mm256_set1_ps(-0.0)));
+            let y = _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0), e));
+            _mm256_storeu_ps(o.as_mut_ptr(), y);
+        }
+        for (o, &v) in out[whole..].iter_mut().zip(&x[whole..]) {
+            *o = v / (1.0 + super::exp(-v));
+        }
+    }
+
     /// [`super::exp_nonpositive`] on eight lanes, operation for operation.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn exp_nonpositive(x: __m256) -> __m256 {
-        use super::{EXP_FLOOR, EXP_POLY, LN2_HI, LN2_LO, ROUND};
+        let floor = _mm256_set1_ps(super::EXP_FLOOR);
         // `max_ps(a, b)` is `a > b ? a : b`: NaN in `x` passes through, as in the scalar `if`.
-        let xc = _mm256_max_ps(_mm256_set1_ps(EXP_FLOOR), x);
+        let y = exp_reduced(_mm256_max_ps(floor, x));
+        // 0 where x < -87; elsewhere (NaN included) y.
+        _mm256_and_ps(_mm256_cmp_ps::<_CMP_NLT_UQ>(x, floor), y)
+    }
+
+    /// [`super::exp`] on eight lanes, operation for operation.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn exp(x: __m256) -> __m256 {
+        let ceiling = _mm256_set1_ps(super::EXP_CEILING);
+        // `min_ps(a, b)` is `a < b ? a : b`: NaN passes through.
+        let y = exp_nonpositive(_mm256_min_ps(ceiling, x));
+        let above = _mm256_cmp_ps::<_CMP_GT_OQ>(x, ceiling);
+        _mm256_blendv_ps(y, _mm256_set1_ps(f32::INFINITY), above)
+    }
+
+    /// [`super::exp_reduced`] on eight lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn exp_reduced(x: __m256) -> __m256 {
+        use super::{EXP_POLY, LN2_HI, LN2_LO, ROUND};
         let round = _mm256_set1_ps(ROUND);
-        let shifted = _mm256_fmadd_ps(xc, _mm256_set1_ps(std::f32::consts::LOG2_E), round);
+        let shifted = _mm256_fmadd_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E), round);
         let n = _mm256_sub_ps(shifted, round);
         let n_int = _mm256_sub_epi32(
             _mm256_castps_si256(shifted),
             _mm256_set1_epi32(ROUND.to_bits() as i32),
         );
-        // (-n)·LN2 + xc: fnmadd is -(a·b) + c, the same product and the same single rounding.
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), xc);
+        // (-n)·LN2 + x: fnmadd is -(a·b) + c, the same product and the same single rounding.
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
         let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
         let mut p = _mm256_set1_ps(EXP_POLY[0]);
         for &c in &EXP_POLY[1..] {
@@ -187,10 +261,7 @@ pub mod avx2 {
             _mm256_set1_ps(1.0),
         );
         let scale = _mm256_slli_epi32::<23>(_mm256_add_epi32(n_int, _mm256_set1_epi32(127)));
-        let y = _mm256_mul_ps(poly, _mm256_castsi256_ps(scale));
-        // 0 where x < -87; elsewhere (NaN included) y.
-        let kept = _mm256_cmp_ps::<_CMP_NLT_UQ>(x, _mm256_set1_ps(EXP_FLOOR));
-        _mm256_and_ps(kept, y)
+        _mm256_mul_ps(poly, _mm256_castsi256_ps(scale))
     }
 
     /// # Safety
@@ -254,6 +325,8 @@ pub(crate) fn test_values(n: usize, seed: u32) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "x86_64")]
+    use std::arch::x86_64::*;
 
     #[test]
     fn dots_are_dot_bit_for_bit() {
@@ -325,6 +398,30 @@ mod tests {
             let got = unsafe { avx2::exp_lane_sums(chunk, 0.0) };
             assert_eq!(got.map(f32::to_bits).as_slice(), want, "{chunk:?}");
         }
+        // The whole line and SiLU: both signs, past the ceiling, in chunks and a tail.
+        let mut wide: Vec<f32> = xs.iter().flat_map(|&x| [x, -x]).collect();
+        wide.extend([88.36, 88.38, 88.72, 89.0, -88.5, 1e30, -1e30]);
+        let want: Vec<u32> = wide.iter().map(|&x| exp(x).to_bits()).collect();
+        for (chunk, want) in wide.chunks_exact(8).zip(want.chunks_exact(8)) {
+            // SAFETY: the features are present.
+            let got: [f32; 8] = unsafe {
+                let mut lanes = [0f32; 8];
+                _mm256_storeu_ps(
+                    lanes.as_mut_ptr(),
+                    avx2::exp(_mm256_loadu_ps(chunk.as_ptr())),
+                );
+                lanes
+            };
+            assert_eq!(got.map(f32::to_bits).as_slice(), want, "{chunk:?}");
+        }
+        let want: Vec<u32> = wide
+            .iter()
+            .map(|&v| (v / (1.0 + exp(-v))).to_bits())
+            .collect();
+        let mut got = vec![0f32; wide.len()];
+        // SAFETY: the features are present.
+        unsafe { avx2::silu(&wide, &mut got) };
+        assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
         // Long rows: the sums' order.
         for (len, seed) in [(8, 1), (40, 3), (59_512, 4)] {
             let row: Vec<f32> = test_values(len, seed).iter().map(|v| v * 40.0).collect();
@@ -353,5 +450,17 @@ mod tests {
         assert_eq!(exp_nonpositive(-100.0), 0.0);
         assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
         assert!(exp_nonpositive(f32::NAN).is_nan());
+        // The whole line: the same within the range, +inf past it.
+        let mut x = -87.0f32;
+        while x <= 88.37 {
+            let (got, want) = (exp(x), x.exp());
+            let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
+            assert!(ulp <= 2, "exp({x}) = {got}, libm {want}");
+            x += 0.0137;
+        }
+        assert_eq!(exp(88.4), f32::INFINITY);
+        assert_eq!(exp(f32::INFINITY), f32::INFINITY);
+        assert_eq!(exp(-100.0), 0.0);
+        assert!(exp(f32::NAN).is_nan());
     }
 }

@@ -308,14 +308,17 @@ impl Activation {
     pub fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Self::Relu => x.relu(),
-            // candle maps silu over one thread; the same formula over the pool.
+            // candle maps silu over one thread (and libm's scalar exp): torch's formula over the
+            // pool, eight values at a time.
             Self::Silu if step_attention::applies_to(x) && x.is_contiguous() => {
                 use rayon::prelude::*;
+                const CHUNK: usize = 4096;
                 let y: Vec<f32> = with_values(x, |v| {
-                    v.par_iter()
-                        .with_min_len(4096)
-                        .map(|&v| v / (1.0 + (-v).exp()))
-                        .collect()
+                    let mut y = vec![0f32; v.len()];
+                    y.par_chunks_mut(CHUNK)
+                        .zip(v.par_chunks(CHUNK))
+                        .for_each(|(y, v)| crate::math::silu(v, y));
+                    y
                 })?;
                 Tensor::from_vec(y, x.dims(), x.device())
             }
