@@ -9,8 +9,12 @@
 //! (`../shared/seed/fr_article.txt`, else `examples/fr_sample.txt`), and times whole
 //! `dragoman translate` processes — load, tokenize, translate, write — with the output length
 //! forced (`--min-new-tokens = --max-new-tokens`), against the peers' translate calls alone.
-//! Options: `--tokens N` (48), `--threads N` (2), `--python PY` (run the peers with that
-//! interpreter).
+//! Every engine runs once per round, the rounds one after another (dragoman, then the peers):
+//! this machine's speed drifts by 10–30 % over minutes, so a ratio of two runs taken minutes
+//! apart says little, while the median of interleaved rounds, with each round's own ratio
+//! beside it, says how far the comparison holds.
+//! Options: `--tokens N` (48), `--threads N` (2), `--rounds N` (3), `--python PY` (run the
+//! peers with that interpreter).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -49,6 +53,7 @@ const COLUMNS: [(&str, usize, usize); 3] = [
 struct Options {
     tokens: usize,
     threads: usize,
+    rounds: usize,
     python: Option<String>,
 }
 
@@ -56,6 +61,7 @@ fn options() -> Options {
     let mut o = Options {
         tokens: 48,
         threads: 2,
+        rounds: 3,
         python: None,
     };
     let mut args = std::env::args().skip(1);
@@ -63,6 +69,7 @@ fn options() -> Options {
         match arg.as_str() {
             "--tokens" => o.tokens = args.next().and_then(|v| v.parse().ok()).unwrap_or(48),
             "--threads" => o.threads = args.next().and_then(|v| v.parse().ok()).unwrap_or(2),
+            "--rounds" => o.rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(3).max(1),
             "--python" => o.python = args.next(),
             _ => {} // cargo passes --bench
         }
@@ -214,12 +221,46 @@ fn run(args: &[String], stdin: &Path, threads: usize) -> Run {
     }
 }
 
+/// One engine's figures over the rounds.
 struct Row {
     engine: String,
-    /// tokens/s per column, by name.
-    speed: HashMap<String, f64>,
-    load_seconds: Option<f64>,
+    /// tokens/s per column, by name: (round, tokens/s).
+    speed: HashMap<String, Vec<(usize, f64)>>,
+    /// Load to first output line (dragoman) or load call (peers), one or more per round.
+    loads: Vec<f64>,
     peak_rss_mb: f64,
+}
+
+impl Row {
+    fn new(engine: &str) -> Self {
+        Self {
+            engine: engine.to_string(),
+            speed: HashMap::new(),
+            loads: Vec::new(),
+            peak_rss_mb: 0.0,
+        }
+    }
+
+    /// Adds another round's figures for the same engine.
+    fn merge(&mut self, other: Row) {
+        for (column, speeds) in other.speed {
+            self.speed.entry(column).or_default().extend(speeds);
+        }
+        self.loads.extend(other.loads);
+        self.peak_rss_mb = self.peak_rss_mb.max(other.peak_rss_mb);
+    }
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let mut sorted: Vec<f64> = values.into_iter().collect();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        len if len % 2 == 1 => Some(sorted[mid]),
+        _ => Some((sorted[mid - 1] + sorted[mid]) / 2.0),
+    }
 }
 
 fn main() {
@@ -232,47 +273,64 @@ fn main() {
     let n = write_sentences(&sentences);
     let one = work.join("one.txt");
     std::fs::write(&one, "Bonjour.\n").unwrap();
-    eprintln!("{n} sentences × {} tokens, {} threads", o.tokens, o.threads);
+    eprintln!(
+        "{n} sentences × {} tokens, {} threads, {} rounds",
+        o.tokens, o.threads, o.rounds
+    );
 
-    let translate_args = |extra: &[&str]| -> Vec<String> {
-        let mut args: Vec<String> = vec!["translate".into(), "--model".into()];
-        args.push(model.display().to_string());
-        args.extend(["--threads".into(), o.threads.to_string()]);
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
-    };
+    let mut rows: Vec<Row> = Vec::new();
+    for round in 1..=o.rounds {
+        eprintln!("round {round} of {}", o.rounds);
+        let mut this_round = dragoman_rows(round, &model, &sentences, &one, n, &o);
+        if let Some(python) = &o.python {
+            this_round.extend(peers(round, python, &model, &sentences, &o));
+        }
+        for row in this_round {
+            match rows.iter_mut().find(|r| r.engine == row.engine) {
+                Some(known) => known.merge(row),
+                None => rows.push(row),
+            }
+        }
+    }
+    print_table(&rows, n, &o);
+}
+
+/// One round of dragoman's columns, float32 then int8.
+fn dragoman_rows(
+    round: usize,
+    model: &Path,
+    sentences: &Path,
+    one: &Path,
+    n: usize,
+    o: &Options,
+) -> Vec<Row> {
     let mut rows = Vec::new();
     for (dtype, label) in [("f32", "dragoman float32"), ("int8", "dragoman int8")] {
-        let base = |extra: &[&str]| {
-            let mut args = translate_args(&["--dtype", dtype]);
+        let args = |extra: &[&str]| -> Vec<String> {
+            let mut args: Vec<String> = vec!["translate".into(), "--model".into()];
+            args.push(model.display().to_string());
+            args.extend(["--threads".into(), o.threads.to_string()]);
+            args.extend(["--dtype".into(), dtype.into()]);
             args.extend(extra.iter().map(|s| s.to_string()));
             args
         };
-        let mut row = Row {
-            engine: label.into(),
-            speed: HashMap::new(),
-            load_seconds: None,
-            peak_rss_mb: 0.0,
-        };
-        // Load to first output line: one short sentence, one token; the median of five runs
-        // (single runs vary by a tenth of a second with what the kernel has to find memory).
-        let mut loads: Vec<f64> = (0..5)
-            .map(|_| {
-                run(
-                    &base(&["--beams", "1", "--max-new-tokens", "1"]),
-                    &one,
-                    o.threads,
-                )
-                .seconds
-            })
-            .collect();
-        loads.sort_by(f64::total_cmp);
-        eprintln!("  {label} load: {loads:.2?} s");
-        row.load_seconds = Some(loads[loads.len() / 2]);
+        let mut row = Row::new(label);
+        // Load to first output line: one short sentence, one token; three runs a round, so
+        // that the median is over several (single runs vary by a tenth of a second with what
+        // the kernel has to find memory).
+        for _ in 0..3 {
+            let load = run(
+                &args(&["--beams", "1", "--max-new-tokens", "1"]),
+                one,
+                o.threads,
+            );
+            row.loads.push(load.seconds);
+        }
+        eprintln!("  {label} load: {:.2?} s", row.loads);
         for (name, beams, batch) in COLUMNS {
             let tokens = o.tokens.to_string();
             let r = run(
-                &base(&[
+                &args(&[
                     "--beams",
                     &beams.to_string(),
                     "--max-batch",
@@ -282,28 +340,24 @@ fn main() {
                     "--max-new-tokens",
                     &tokens,
                 ]),
-                &sentences,
+                sentences,
                 o.threads,
             );
             let speed = (n * o.tokens) as f64 / r.seconds;
             eprintln!(
-                "  {} {name}: {:.2} s, {speed:.0} tok/s, {:.0} MB",
-                row.engine, r.seconds, r.peak_rss_mb
+                "  {label} {name}: {:.2} s, {speed:.0} tok/s, {:.0} MB",
+                r.seconds, r.peak_rss_mb
             );
-            row.speed.insert(name.to_string(), speed);
+            row.speed.insert(name.to_string(), vec![(round, speed)]);
             row.peak_rss_mb = row.peak_rss_mb.max(r.peak_rss_mb);
         }
         rows.push(row);
     }
-
-    if let Some(python) = &o.python {
-        rows.extend(peers(python, &model, &sentences, &o));
-    }
-    print_table(&rows, n, &o);
+    rows
 }
 
 /// benches/peers.py's rows (one engine per row), or nothing if it cannot run.
-fn peers(python: &str, model: &Path, sentences: &Path, o: &Options) -> Vec<Row> {
+fn peers(round: usize, python: &str, model: &Path, sentences: &Path, o: &Options) -> Vec<Row> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers.py");
     let output = Command::new(python)
         .arg(&script)
@@ -332,18 +386,15 @@ fn peers(python: &str, model: &Path, sentences: &Path, o: &Options) -> Vec<Row> 
         let row = match rows.iter_mut().position(|r| r.engine == engine) {
             Some(i) => &mut rows[i],
             None => {
-                rows.push(Row {
-                    engine,
-                    speed: HashMap::new(),
-                    load_seconds: None,
-                    peak_rss_mb: 0.0,
-                });
+                rows.push(Row::new(&engine));
                 rows.last_mut().unwrap()
             }
         };
-        row.speed
-            .insert(v["column"].as_str().unwrap_or("?").to_string(), speed);
-        row.load_seconds = v["load_seconds"].as_f64();
+        row.speed.insert(
+            v["column"].as_str().unwrap_or("?").to_string(),
+            vec![(round, speed)],
+        );
+        row.loads.extend(v["load_seconds"].as_f64());
         row.peak_rss_mb = row
             .peak_rss_mb
             .max(v["peak_rss_mb"].as_f64().unwrap_or(0.0));
@@ -355,8 +406,8 @@ fn print_table(rows: &[Row], n: usize, o: &Options) {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "\nopus-mt-fr-en shape, random weights; {n} sentences × {} forced tokens; {} threads; tokens/s (peers: dragoman's speed at the same precision / theirs)\n",
-        o.tokens, o.threads
+        "\nopus-mt-fr-en shape, random weights; {n} sentences × {} forced tokens; {} threads; tokens/s, the median of {} rounds (peers: dragoman's speed at the same precision / theirs, from the medians; in brackets, the lowest and highest of the rounds' own ratios)\n",
+        o.tokens, o.threads, o.rounds
     )
     .unwrap();
     writeln!(
@@ -378,18 +429,32 @@ fn print_table(rows: &[Row], n: usize, o: &Options) {
             .unwrap_or(&rows[0]);
         let cells: Vec<String> = COLUMNS
             .iter()
-            .map(
-                |(name, _, _)| match (row.speed.get(*name), ours.speed.get(*name)) {
-                    (Some(s), Some(base)) if !row.engine.starts_with("dragoman") => {
-                        format!("{s:.0} ({:.2}×)", base / s)
+            .map(|(name, _, _)| {
+                let (theirs, mine) = (row.speed.get(*name), ours.speed.get(*name));
+                let Some(speed) = theirs.and_then(|s| median(s.iter().map(|&(_, v)| v))) else {
+                    return "—".into();
+                };
+                match mine {
+                    Some(mine) if !row.engine.starts_with("dragoman") => {
+                        let ratio =
+                            median(mine.iter().map(|&(_, v)| v)).unwrap_or(f64::NAN) / speed;
+                        // Round by round: the same round's runs, taken minutes apart at most.
+                        let per_round: Vec<f64> = mine
+                            .iter()
+                            .filter_map(|&(round, m)| {
+                                let t = theirs?.iter().find(|&&(r, _)| r == round)?.1;
+                                Some(m / t)
+                            })
+                            .collect();
+                        let low = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+                        let high = per_round.iter().copied().fold(0.0, f64::max);
+                        format!("{speed:.0} ({ratio:.2}×; {low:.2}–{high:.2})")
                     }
-                    (Some(s), _) => format!("{s:.0}"),
-                    _ => "—".into(),
-                },
-            )
+                    _ => format!("{speed:.0}"),
+                }
+            })
             .collect();
-        let load = row
-            .load_seconds
+        let load = median(row.loads.iter().copied())
             .map(|s| format!("{s:.2}"))
             .unwrap_or_else(|| "—".into());
         writeln!(
@@ -403,7 +468,7 @@ fn print_table(rows: &[Row], n: usize, o: &Options) {
     }
     writeln!(
         out,
-        "\n(peer ratios: dragoman's speed at the peer's precision / the peer's speed; dragoman times whole processes, peers only their translate calls)"
+        "\n(dragoman times whole processes, peers only their translate calls; peak RSS is the highest of the rounds)"
     )
     .unwrap();
 }
