@@ -1,6 +1,8 @@
 //! Small numeric routines for the CPU: the exponentials of softmaxes and SiLU, dot products;
 //! portable loops the compiler vectorizes, and AVX2 paths with the same bits.
 
+use std::mem::MaybeUninit;
+
 /// 1.5 · 2^23: adding and removing it rounds to an integer.
 const ROUND: f32 = 12_582_912.0;
 /// ln 2 in two parts, for an exact `n · ln 2` reduction.
@@ -62,8 +64,9 @@ fn exp_reduced(x: f32) -> f32 {
     ((p * r).mul_add(r, r) + 1.0) * f32::from_bits((n_int.wrapping_add(127) << 23) as u32)
 }
 
-/// `out = x / (1 + e^-x)` (SiLU, or swish), torch's formula, with [`exp`].
-pub fn silu(x: &[f32], out: &mut [f32]) {
+/// `out = x / (1 + e^-x)` (SiLU, or swish), torch's formula, with [`exp`]. `out` may be
+/// uninitialized (a fresh buffer needs no zero-filling first); every element is written.
+pub fn silu(x: &[f32], out: &mut [MaybeUninit<f32>]) {
     assert_eq!(x.len(), out.len(), "silu: input and output lengths differ");
     #[cfg(target_arch = "x86_64")]
     {
@@ -73,7 +76,7 @@ pub fn silu(x: &[f32], out: &mut [f32]) {
         }
     }
     for (o, &v) in out.iter_mut().zip(x) {
-        *o = v / (1.0 + exp(-v));
+        o.write(v / (1.0 + exp(-v)));
     }
 }
 
@@ -159,6 +162,7 @@ pub fn dots(q: &[f32], keys: &[f32], out: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 pub mod avx2 {
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     /// [`super::exp_lane_sums`]: the same operations on eight lanes, so the same bits.
     ///
@@ -200,7 +204,7 @@ pub mod avx2 {
     /// # Safety
     /// The CPU must have AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn silu(x: &[f32], out: &mut [f32]) {
+    pub unsafe fn silu(x: &[f32], out: &mut [MaybeUninit<f32>]) {
         assert_eq!(x.len(), out.len(), "silu: input and output lengths differ");
         let whole = x.len() / 8 * 8;
         for (o, v) in out.chunks_exact_mut(8).zip(x.chunks_exact(8)) {
@@ -208,10 +212,10 @@ pub mod avx2 {
             // -v by its sign bit, as the scalar negation.
             let e = exp(_mm256_xor_ps(v, _mm256_set1_ps(-0.0)));
             let y = _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0), e));
-            _mm256_storeu_ps(o.as_mut_ptr(), y);
+            _mm256_storeu_ps(o.as_mut_ptr().cast::<f32>(), y);
         }
         for (o, &v) in out[whole..].iter_mut().zip(&x[whole..]) {
-            *o = v / (1.0 + super::exp(-v));
+            o.write(v / (1.0 + super::exp(-v)));
         }
     }
 
@@ -418,10 +422,15 @@ mod tests {
             .iter()
             .map(|&v| (v / (1.0 + exp(-v))).to_bits())
             .collect();
-        let mut got = vec![0f32; wide.len()];
+        let mut got = vec![MaybeUninit::new(f32::NAN); wide.len()];
         // SAFETY: the features are present.
         unsafe { avx2::silu(&wide, &mut got) };
-        assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
+        // SAFETY: initialized above (and each overwritten by silu).
+        let got: Vec<u32> = got
+            .iter()
+            .map(|v| unsafe { v.assume_init() }.to_bits())
+            .collect();
+        assert_eq!(got, want);
         // Long rows: the sums' order.
         for (len, seed) in [(8, 1), (40, 3), (59_512, 4)] {
             let row: Vec<f32> = test_values(len, seed).iter().map(|v| v * 40.0).collect();

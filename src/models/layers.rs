@@ -314,10 +314,14 @@ impl Activation {
                 use rayon::prelude::*;
                 const CHUNK: usize = 4096;
                 let y: Vec<f32> = with_values(x, |v| {
-                    let mut y = vec![0f32; v.len()];
-                    y.par_chunks_mut(CHUNK)
+                    // Not zero-filled first: silu writes every element.
+                    let mut y = Vec::with_capacity(v.len());
+                    y.spare_capacity_mut()[..v.len()]
+                        .par_chunks_mut(CHUNK)
                         .zip(v.par_chunks(CHUNK))
                         .for_each(|(y, v)| crate::math::silu(v, y));
+                    // SAFETY: the chunks cover all `v.len()` elements and silu wrote each.
+                    unsafe { y.set_len(v.len()) };
                     y
                 })?;
                 Tensor::from_vec(y, x.dims(), x.device())
