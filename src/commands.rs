@@ -109,6 +109,7 @@ fn translate_structured(
         "model": info.name,
         "revision": info.revision,
         "precision": info.precision,
+        "kernels": info.kernels,
         "from": source_language(&args.from),
         "to": args.to,
         "settings": translator.settings(),
@@ -318,7 +319,7 @@ pub(crate) fn load_summarizer(
     })?;
     let mut summarizer =
         Summarizer::load(&dir, precision, &device).with_context(|| format!("model {name}"))?;
-    dragoman::memory::settle_after_load();
+    dragoman::cpu::memory::settle_after_load();
     summarizer.set_name(name.clone());
     summarizer.set_overrides(overrides)?;
     if let Some(n) = runtime.max_batch {
@@ -449,6 +450,16 @@ fn locate(
     };
     let dir = hub::resolve(&spec, hub_options(runtime))?;
     let device = device::select(&runtime.device)?;
+    if device.is_cpu() {
+        dragoman::cpu::check_environment().map_err(dragoman::Error::Setting)?;
+        if runtime.verbose {
+            let kernels = dragoman::cpu::kernels();
+            eprintln!("dragoman: cpu kernels {kernels}");
+            for note in &kernels.notes {
+                eprintln!("dragoman: note: {note}");
+            }
+        }
+    }
     let precision = device::precision(&runtime.dtype, &device)?;
     Ok(Located {
         name,
@@ -466,6 +477,8 @@ pub(crate) struct ModelInfo {
     pub revision: String,
     /// `--dtype` as loaded (f32, int8, …): int8 output may differ from transformers'.
     pub precision: dragoman::models::Precision,
+    /// The CPU kernels in use (`f32: avx512, int8: amx, bf16: amx`); none on a GPU.
+    pub kernels: Option<String>,
     pub load_seconds: f64,
 }
 
@@ -489,7 +502,7 @@ pub(crate) fn load_translator(
     })?;
     let mut translator =
         Translator::load(&dir, precision, &device).with_context(|| format!("model {name}"))?;
-    dragoman::memory::settle_after_load();
+    dragoman::cpu::memory::settle_after_load();
     translator.set_name(name.clone());
     translator.set_overrides(overrides)?;
     if let Some(n) = runtime.max_batch {
@@ -514,6 +527,9 @@ pub(crate) fn load_translator(
         name,
         revision,
         precision,
+        kernels: device
+            .is_cpu()
+            .then(|| dragoman::cpu::kernels().to_string()),
         load_seconds: started.elapsed().as_secs_f64(),
     };
     Ok((translator, info))

@@ -74,9 +74,16 @@ pub fn precision(spec: &str, device: &Device) -> Result<Precision> {
         }
     };
     match precision {
-        Precision::F16 | Precision::BF16 if device.is_cpu() => Err(Error::Setting(format!(
-            "--dtype {spec} is not supported on the CPU; use f32 or int8"
-        ))),
+        Precision::BF16 if device.is_cpu() && crate::cpu::kernels().bf16.is_none() => {
+            Err(Error::Setting(format!(
+                "--dtype bf16 on the CPU needs AMX-BF16 or AVX512-BF16, which this CPU lacks \
+                 (kernels: {}); use --dtype f32 or int8",
+                crate::cpu::kernels()
+            )))
+        }
+        Precision::F16 if device.is_cpu() => Err(Error::Setting(
+            "--dtype f16 is not supported on the CPU; use f32, int8 or bf16".into(),
+        )),
         Precision::Int8 if !device.is_cpu() => Err(Error::Setting(
             "--dtype int8 runs on the CPU only; add --device cpu, or use f16/bf16 on a GPU".into(),
         )),

@@ -6,12 +6,11 @@
 //! [`generation`] searches, and [`tasks`] ties them into text-in, text-out operations.
 
 pub mod catalog;
+pub mod cpu;
 pub mod device;
 pub mod error;
 pub mod generation;
 pub mod hub;
-pub mod math;
-pub mod memory;
 pub mod models;
 pub mod tasks;
 pub mod text;

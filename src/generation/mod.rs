@@ -10,8 +10,9 @@ use candle_core::Tensor;
 
 pub use config::{EarlyStopping, GenerationOverrides, GenerationSettings, ModelDefaults};
 
+use crate::cpu::math::max_and_log_sum;
+use crate::cpu::step_attention::with_values;
 use crate::error::Result;
-use crate::models::step_attention::with_values;
 use crate::models::{Encoded, Seq2Seq};
 
 /// Generates one sequence per encoded input (decoder start token first, EOS last when the
@@ -72,55 +73,6 @@ fn log_softmax(row: &mut [f32]) {
 fn log_softmax_of(row: &[f32]) -> Vec<f32> {
     let (max, log_sum) = max_and_log_sum(row);
     row.iter().map(|&x| x - max - log_sum).collect()
-}
-
-/// A row's maximum and the log of its sum of `e^(x - max)` (a whole vocabulary, at least once
-/// per step and row): the sum in eight lanes (`math::exp_lane_sums`), the tail's after them.
-fn max_and_log_sum(row: &[f32]) -> (f32, f32) {
-    let max = row_max(row);
-    let whole = row.len() / 8 * 8;
-    let lanes = crate::math::exp_lane_sums(&row[..whole], max);
-    let sum: f32 = row[whole..]
-        .iter()
-        .map(|&x| crate::math::exp_nonpositive(x - max))
-        .sum::<f32>()
-        + lanes.iter().sum::<f32>();
-    (max, sum.ln())
-}
-
-/// The largest value, NaN ignored (`f32::max`).
-fn row_max(row: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the feature is present.
-            return unsafe { row_max_avx2(row) };
-        }
-    }
-    row_max_portable(row)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn row_max_avx2(row: &[f32]) -> f32 {
-    row_max_portable(row)
-}
-
-/// In eight lanes, so that it vectorizes.
-#[inline(always)]
-fn row_max_portable(row: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; 8];
-    let chunks = row.chunks_exact(8);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for i in 0..8 {
-            lanes[i] = lanes[i].max(chunk[i]);
-        }
-    }
-    tail.iter()
-        .chain(&lanes)
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max)
 }
 
 #[cfg(test)]

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use candle_core::{DType, Module, Tensor};
 use candle_nn::LayerNorm;
 
-use super::encoder_tokens::{self, Tokens};
-use super::int8::Int8Matrix;
-use super::packed::PackedMatrix;
-use super::step_attention::{self, with_values, KvCache};
 use super::weights::{Matrix, Weights};
 use super::Precision;
 use super::SelfKv;
+use crate::cpu::bf16::Bf16Matrix;
+use crate::cpu::encoder_attention::{self, Tokens};
+use crate::cpu::int8::Int8Matrix;
+use crate::cpu::packed::PackedMatrix;
+use crate::cpu::step_attention::{self, with_values, KvCache};
 use crate::error::Result;
 
 /// A projection `x W^T + b` over the last dimension.
@@ -35,6 +36,8 @@ enum Projection {
     Packed(Arc<PackedMatrix>, Option<Arc<Vec<f32>>>),
     /// Quantized at load, with the bias kept as plain values for the kernel.
     Int8(Arc<Int8Matrix>, Option<Arc<Vec<f32>>>),
+    /// bf16 on the CPU, converted at load, with the bias kept as plain values (f32).
+    Bf16(Arc<Bf16Matrix>, Option<Arc<Vec<f32>>>),
 }
 
 impl Linear {
@@ -55,6 +58,7 @@ impl Linear {
         match WeightForm::of(precision, &weight) {
             WeightForm::Int8 => Self::int8(Arc::new(quantize(&weight)?), bias),
             WeightForm::Packed => Self::packed(Arc::new(pack(&weight)?), bias),
+            WeightForm::Bf16 => Self::bf16(Arc::new(convert(&weight)?), bias),
             WeightForm::AsLoaded => Ok(Self::new(weight.into_tensor()?, bias)),
         }
     }
@@ -75,11 +79,20 @@ impl Linear {
         })
     }
 
+    /// A bf16 projection over `matrix`.
+    fn bf16(matrix: Arc<Bf16Matrix>, bias: Option<Tensor>) -> candle_core::Result<Self> {
+        Ok(Self {
+            weight: Projection::Bf16(matrix, bias_values(&bias)?),
+            bias,
+        })
+    }
+
     fn out_features(&self) -> candle_core::Result<usize> {
         match &self.weight {
             Projection::Float(w) => w.dim(0),
             Projection::Packed(m, _) => Ok(m.rows()),
             Projection::Int8(m, _) => Ok(m.rows()),
+            Projection::Bf16(m, _) => Ok(m.rows()),
         }
     }
 }
@@ -106,6 +119,12 @@ impl Module for Linear {
                 let y = with_values(&x, |x| matrix.matmul_t(x, rows, bias))?;
                 Tensor::from_vec(y, out_dims, x.device())
             }
+            Projection::Bf16(matrix, bias) => {
+                let x = x.contiguous()?;
+                let bias = bias.as_deref().map(|b| b.as_slice());
+                let y = with_values(&x, |x| matrix.matmul_t(x, rows, bias))?;
+                Tensor::from_vec(y, out_dims, x.device())
+            }
             Projection::Int8(matrix, bias) => {
                 // Read in place, like the packed form (int8 runs on the CPU in f32).
                 let x = x.to_dtype(DType::F32)?.contiguous()?;
@@ -122,6 +141,7 @@ impl Module for Linear {
 enum WeightForm {
     Int8,
     Packed,
+    Bf16,
     AsLoaded,
 }
 
@@ -134,6 +154,7 @@ impl WeightForm {
         match precision {
             Precision::Int8 => Self::Int8,
             Precision::F32 if cpu_f32 => Self::Packed,
+            Precision::BF16 if cpu_f32 => Self::Bf16,
             _ => Self::AsLoaded,
         }
     }
@@ -178,6 +199,16 @@ fn quantize(weight: &Matrix) -> candle_core::Result<Int8Matrix> {
     with_matrix_values(weight, Int8Matrix::quantize)
 }
 
+/// A CPU f32 weight [n, k] converted to bf16 panels (`--dtype bf16` on the CPU).
+fn convert(weight: &Matrix) -> candle_core::Result<Bf16Matrix> {
+    with_matrix_values(weight, Bf16Matrix::convert)?.ok_or_else(|| {
+        candle_core::Error::Msg(format!(
+            "--dtype bf16 on the CPU needs AMX-BF16 or AVX512-BF16 ({})",
+            crate::cpu::kernels()
+        ))
+    })
+}
+
 /// Token embeddings: an f32 table, or (int8) one quantized per row and dequantized at lookup,
 /// shared with a tied output layer so the model keeps a single int8 copy and no f32 one.
 #[derive(Debug, Clone)]
@@ -186,6 +217,8 @@ pub enum Embedding {
     /// f32 on the CPU: packed for the tied output layer, rows gathered from the panels.
     Packed(Arc<PackedMatrix>),
     Int8(Arc<Int8Matrix>, candle_core::Device),
+    /// bf16 on the CPU, shared with a tied output layer.
+    Bf16(Arc<Bf16Matrix>),
 }
 
 impl Embedding {
@@ -199,6 +232,7 @@ impl Embedding {
                 Self::Int8(Arc::new(quantize(&table)?), device)
             }
             WeightForm::Packed => Self::Packed(Arc::new(pack(&table)?)),
+            WeightForm::Bf16 => Self::Bf16(Arc::new(convert(&table)?)),
             WeightForm::AsLoaded => Self::Float(table.into_tensor()?),
         })
     }
@@ -220,6 +254,14 @@ impl Embedding {
                 dims.push(matrix.cols());
                 Tensor::from_vec(rows, dims, &candle_core::Device::Cpu)
             }
+            Self::Bf16(matrix) => {
+                let ids = flat.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+                let Some(rows) = matrix.gather_rows(&ids) else {
+                    candle_core::bail!("token id out of the embedding's {} rows", matrix.rows());
+                };
+                dims.push(rows.len() / ids.len().max(1));
+                Tensor::from_vec(rows, dims, &candle_core::Device::Cpu)
+            }
             Self::Int8(matrix, device) => {
                 let ids = flat.to_dtype(DType::U32)?.to_vec1::<u32>()?;
                 let Some(rows) = matrix.dequantize_rows(&ids) else {
@@ -237,20 +279,21 @@ impl Embedding {
             Self::Float(table) => Ok(Linear::new(table.clone(), bias)),
             Self::Packed(matrix) => Linear::packed(matrix.clone(), bias),
             Self::Int8(matrix, _) => Linear::int8(matrix.clone(), bias),
+            Self::Bf16(matrix) => Linear::bf16(matrix.clone(), bias),
         }
     }
 
     pub fn dtype(&self) -> DType {
         match self {
             Self::Float(table) => table.dtype(),
-            Self::Packed(_) | Self::Int8(..) => DType::F32,
+            Self::Packed(_) | Self::Int8(..) | Self::Bf16(_) => DType::F32,
         }
     }
 
     pub fn device(&self) -> &candle_core::Device {
         match self {
             Self::Float(table) => table.device(),
-            Self::Packed(_) => &candle_core::Device::Cpu,
+            Self::Packed(_) | Self::Bf16(_) => &candle_core::Device::Cpu,
             Self::Int8(_, device) => device,
         }
     }
@@ -319,7 +362,7 @@ impl Activation {
                     y.spare_capacity_mut()[..v.len()]
                         .par_chunks_mut(CHUNK)
                         .zip(v.par_chunks(CHUNK))
-                        .for_each(|(y, v)| crate::math::silu(v, y));
+                        .for_each(|(y, v)| crate::cpu::math::silu(v, y));
                     // SAFETY: the chunks cover all `v.len()` elements and silu wrote each.
                     unsafe { y.set_len(v.len()) };
                     y
@@ -512,7 +555,7 @@ impl Attention {
         let context = with_values(&q, |q| {
             with_values(&k, |k| {
                 with_values(&v, |v| {
-                    encoder_tokens::self_attention(
+                    encoder_attention::self_attention(
                         q,
                         k,
                         v,

@@ -4,14 +4,8 @@
 //! one token at a time over rows that may be beams of the same sentence.
 
 pub mod bart;
-pub mod cpu_gemm;
-pub mod encoder_tokens;
-pub mod huge_pages;
-pub mod int8;
 pub mod layers;
 pub mod marian;
-pub mod packed;
-pub mod step_attention;
 pub mod t5;
 pub mod weights;
 
@@ -32,7 +26,16 @@ pub enum Precision {
 }
 
 impl Precision {
-    /// The dtype activations (and unquantized weights) are computed in.
+    /// The dtype activations (and unquantized weights) are computed in on `device`: on the
+    /// CPU, bf16 keeps f32 activations and converts the projections' weights (cpu/bf16.rs).
+    pub fn dtype_on(self, device: &candle_core::Device) -> candle_core::DType {
+        match self {
+            Self::BF16 if device.is_cpu() => candle_core::DType::F32,
+            _ => self.dtype(),
+        }
+    }
+
+    /// The dtype activations (and unquantized weights) are computed in on a GPU.
     pub fn dtype(self) -> candle_core::DType {
         match self {
             Self::F32 | Self::Int8 => candle_core::DType::F32,
@@ -106,7 +109,7 @@ pub(crate) enum SelfKv {
     /// [N, H, T, hd] tensors, grown with `cat` (GPUs and half precision).
     Tensors(Tensor, Tensor),
     /// The CPU's preallocated cache (f32).
-    Cpu(step_attention::KvCache),
+    Cpu(crate::cpu::step_attention::KvCache),
 }
 
 impl DecoderState {

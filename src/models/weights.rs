@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::models::{huge_pages, Precision};
+use crate::cpu::huge_pages;
+use crate::models::Precision;
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
@@ -29,7 +30,7 @@ pub struct Weights {
 impl Weights {
     /// Finds and reads the checkpoint in `dir`.
     pub fn load(dir: &Path, precision: Precision, device: &Device) -> Result<Self> {
-        let dtype = precision.dtype();
+        let dtype = precision.dtype_on(device);
         let candidates = [
             ("model.safetensors", Format::Safetensors, false),
             ("model.safetensors.index.json", Format::Safetensors, true),

@@ -268,3 +268,42 @@ fn marian_class_prefers_spm_files_over_tokenizer_json() {
     let tokenizer = Tokenizer::load(dir.path()).unwrap();
     assert_tokenizer_cases(&tokenizer, "fr-en", "fr-en files + tokenizer.json");
 }
+
+/// Every parity test again under each lower set of CPU kernels this machine has
+/// (`DRAGOMAN_CPU`), in a child run of this test binary: f32 output must stay token-identical
+/// to transformers, and int8 within its bounds, on every kernel, not only on the best one.
+#[test]
+fn parity_holds_on_every_cpu_variant() {
+    if std::env::var_os(dragoman::cpu::CPU_VARIABLE).is_some() {
+        return; // a child run, or a whole suite already run on one variant
+    }
+    let exe = std::env::current_exe().unwrap();
+    let best = dragoman::cpu::kernels().to_string();
+    for (level, kernels) in dragoman::cpu::Kernels::variants() {
+        if kernels.to_string() == best {
+            continue; // the other tests of this run
+        }
+        let out = std::process::Command::new(&exe)
+            .args(["parity::", "--test-threads", "2"])
+            .env(dragoman::cpu::CPU_VARIABLE, level)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}={level} ({kernels}):\n{stdout}\n{}",
+            dragoman::cpu::CPU_VARIABLE,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let passed: usize = stdout
+            .split("test result: ok. ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            passed >= 30,
+            "{level}: only {passed} parity tests ran:\n{stdout}"
+        );
+    }
+}

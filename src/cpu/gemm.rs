@@ -93,7 +93,7 @@ pub fn product(out: &mut [f32], out_stride: usize, a: View, b: View, scale: f32)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::math::test_values;
+    use crate::cpu::math::test_values;
 
     #[test]
     fn strided_views_read_one_head_in_place() {

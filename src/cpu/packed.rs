@@ -6,17 +6,20 @@
 //! 59 514 × 512 weight) that is 122 MB copied per decoding step: 17 % of a beam search's
 //! time. Here the weight is stored in that panel form from the start — [n / 16][k][16], the
 //! 16 outputs of a panel side by side for each input feature — and the kernel reads it in
-//! place: six input rows times sixteen outputs in twelve AVX registers, one FMA per input
-//! feature and register. Each output is one plain sum over k, then the bias is added. At the
-//! encoder's shapes (thousands of rows) it runs as fast as gemm (175–190 GFLOP/s here), so it
-//! serves every f32 projection on the CPU.
-
+//! place. AVX2: six input rows times one panel in twelve 8-lane registers; AVX-512: twelve
+//! rows times two panels in twenty-four 16-lane registers (the weights of two panels read
+//! once for twice the rows). Either way each output is one plain sum over k, in order, of
+//! fused multiply-adds, then the bias is added: every variant gives the same bits.
 use rayon::prelude::*;
 
-/// Outputs per panel (two 8-lane registers).
+use super::Vector;
+
+/// Outputs per panel (two 8-lane registers, one 16-lane register).
 pub(super) const NR: usize = 16;
-/// Input rows per kernel call.
+/// Input rows per AVX2 tile.
 pub(super) const MR: usize = 6;
+/// Input rows per AVX-512 tile (of two panels).
+const MR_512: usize = 12;
 /// Bytes of input rows a task keeps in the core's L2 cache while it passes its panels over them.
 const ROW_BLOCK_BYTES: usize = 256 * 1024;
 
@@ -84,20 +87,49 @@ impl PackedMatrix {
         if let Some(bias) = bias {
             assert_eq!(bias.len(), n, "bias is not [n]");
         }
-        // SAFETY: `run` writes every (row, output) of its task's block.
-        unsafe { product(m, n, 4 * k, |task, out| self.run(task, x, bias, out)) }
+        self.matmul_t_on(super::kernels().vector, x, m, bias)
+    }
+
+    /// [`Self::matmul_t`] on the kernel of `vector`, which the CPU must have.
+    pub(super) fn matmul_t_on(
+        &self,
+        vector: Vector,
+        x: &[f32],
+        m: usize,
+        bias: Option<&[f32]>,
+    ) -> Vec<f32> {
+        let (n, k) = (self.rows, self.cols);
+        let rows_per_tile = match vector {
+            Vector::Avx512 => MR_512,
+            _ => MR,
+        };
+        // SAFETY: `run` writes every (row, output) of its task's block, and the kernels chose
+        // `vector` from what the CPU has.
+        unsafe {
+            product(m, n, 4 * k, rows_per_tile, |task, out| {
+                self.run(vector, task, x, bias, out)
+            })
+        }
     }
 
     /// # Safety
-    /// `out` must point to an [m, n] buffer of which this task alone writes its block.
-    unsafe fn run(&self, task: &Task, x: &[f32], bias: Option<&[f32]>, out: &SharedOut) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                return avx2::run(self, task, x, bias, out);
-            }
+    /// `out` must point to an [m, n] buffer of which this task alone writes its block; the
+    /// CPU must have `vector`.
+    unsafe fn run(
+        &self,
+        vector: Vector,
+        task: &Task,
+        x: &[f32],
+        bias: Option<&[f32]>,
+        out: &SharedOut,
+    ) {
+        match vector {
+            #[cfg(target_arch = "x86_64")]
+            Vector::Avx512 => avx512::run(self, task, x, bias, out),
+            #[cfg(target_arch = "x86_64")]
+            Vector::Avx2 => avx2::run(self, task, x, bias, out),
+            _ => run_portable(self, task, x, bias, out),
         }
-        run_portable(self, task, x, bias, out)
     }
 
     fn panel(&self, p: usize) -> &[f32] {
@@ -107,8 +139,8 @@ impl PackedMatrix {
 
 /// The [m, n] result of a product whose `work` writes one task's block: the tasks cover `m`
 /// input rows × the panels of `n` outputs and run in parallel; each is a block of rows kept in
-/// the core's L2 cache (`row_bytes` each) times a run of panels, and there are enough of them
-/// for rayon to balance the threads. The buffer is not zero-filled (64 × 59 514 floats every
+/// the core's L2 cache (`row_bytes` each; a multiple of the kernel's `rows_per_tile`) times a
+/// run of panels, and there are enough of them for rayon to balance the threads. The buffer is not zero-filled (64 × 59 514 floats every
 /// decoding step would cost).
 ///
 /// # Safety
@@ -118,6 +150,7 @@ pub(super) unsafe fn product(
     m: usize,
     n: usize,
     row_bytes: usize,
+    rows_per_tile: usize,
     work: impl Fn(&Task, &SharedOut) + Sync + Send,
 ) -> Vec<f32> {
     let mut y: Vec<f32> = Vec::with_capacity(m * n);
@@ -125,7 +158,7 @@ pub(super) unsafe fn product(
         return y;
     }
     let panels = n.div_ceil(NR);
-    let block_rows = (ROW_BLOCK_BYTES / row_bytes.max(1) / MR).max(1) * MR;
+    let block_rows = (ROW_BLOCK_BYTES / row_bytes.max(1) / rows_per_tile).max(1) * rows_per_tile;
     let row_blocks = m.div_ceil(block_rows);
     let wanted = (rayon::current_num_threads() * 4).div_ceil(row_blocks.max(1));
     let per_task = panels.div_ceil(wanted.max(1)).max(1);
@@ -147,8 +180,8 @@ pub(super) unsafe fn product(
 }
 
 pub(super) struct Task {
-    rows: std::ops::Range<usize>,
-    panels: std::ops::Range<usize>,
+    pub(super) rows: std::ops::Range<usize>,
+    pub(super) panels: std::ops::Range<usize>,
 }
 
 impl Task {
@@ -163,11 +196,25 @@ impl Task {
 
     /// The task's tiles, panel by panel: (panel, first row, rows ≤ MR).
     pub(super) fn tiles(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-        self.panels.clone().flat_map(move |p| {
-            (self.rows.clone())
-                .step_by(MR)
-                .map(move |r0| (p, r0, MR.min(self.rows.end - r0)))
-        })
+        self.tiles_of(MR, 1).map(|(p, _, r0, rows)| (p, r0, rows))
+    }
+
+    /// The task's tiles of up to `panels_per_tile` panels by up to `rows_per_tile` rows, panel
+    /// run by panel run (the rows' block stays in cache while the panels stream past):
+    /// (first panel, panels, first row, rows).
+    pub(super) fn tiles_of(
+        &self,
+        rows_per_tile: usize,
+        panels_per_tile: usize,
+    ) -> impl Iterator<Item = (usize, usize, usize, usize)> + '_ {
+        (self.panels.clone())
+            .step_by(panels_per_tile)
+            .flat_map(move |p| {
+                let panels = panels_per_tile.min(self.panels.end - p);
+                (self.rows.clone())
+                    .step_by(rows_per_tile)
+                    .map(move |r0| (p, panels, r0, rows_per_tile.min(self.rows.end - r0)))
+            })
     }
 }
 
@@ -307,10 +354,87 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::*;
+    use std::arch::x86_64::*;
+    /// As AVX2's: panel rows fetched ahead of the loads, here for both panels of a tile.
+    const PREFETCH: usize = 16;
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn run(
+        m: &PackedMatrix,
+        task: &Task,
+        x: &[f32],
+        bias: Option<&[f32]>,
+        out: &SharedOut,
+    ) {
+        let k = m.cols;
+        for (p, panels, r0, rows) in task.tiles_of(MR_512, 2) {
+            let x = x.as_ptr().add(r0 * k);
+            let w = [m.panel(p).as_ptr(), m.panel(p + panels - 1).as_ptr()];
+            macro_rules! tile {
+                ($($r:literal)*) => {
+                    match rows {
+                        $($r => {
+                            let sums = tile::<$r>(x, k, w, panels);
+                            for (i, sums) in sums.iter().enumerate().take(panels) {
+                                store::<$r>(sums, m, p + i, r0, bias, out);
+                            }
+                        })*
+                        _ => unreachable!("a tile has 1 to {MR_512} rows"),
+                    }
+                };
+            }
+            tile!(1 2 3 4 5 6 7 8 9 10 11 12);
+        }
+    }
+
+    /// Sums of `R` rows of `x` (k apart) against panels `w` (the second one only if `panels`
+    /// is 2): [panel][R][16].
+    #[inline(always)]
+    unsafe fn tile<const R: usize>(
+        x: *const f32,
+        k: usize,
+        w: [*const f32; 2],
+        panels: usize,
+    ) -> [[[f32; NR]; R]; 2] {
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        if panels == 2 {
+            for i in 0..k {
+                _mm_prefetch::<_MM_HINT_T0>(w[0].wrapping_add((i + PREFETCH) * NR) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(w[1].wrapping_add((i + PREFETCH) * NR) as *const i8);
+                let w0 = _mm512_loadu_ps(w[0].add(i * NR));
+                let w1 = _mm512_loadu_ps(w[1].add(i * NR));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let xv = _mm512_set1_ps(*x.add(r * k + i));
+                    acc[0] = _mm512_fmadd_ps(xv, w0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(xv, w1, acc[1]);
+                }
+            }
+        } else {
+            for i in 0..k {
+                _mm_prefetch::<_MM_HINT_T0>(w[0].wrapping_add((i + PREFETCH) * NR) as *const i8);
+                let w0 = _mm512_loadu_ps(w[0].add(i * NR));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let xv = _mm512_set1_ps(*x.add(r * k + i));
+                    acc[0] = _mm512_fmadd_ps(xv, w0, acc[0]);
+                }
+            }
+        }
+        let mut sums = [[[0f32; NR]; R]; 2];
+        for (r, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(sums[0][r].as_mut_ptr(), a[0]);
+            _mm512_storeu_ps(sums[1][r].as_mut_ptr(), a[1]);
+        }
+        sums
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::math::test_values;
+    use crate::cpu::math::test_values;
 
     fn reference(x: &[f32], m: usize, w: &[f32], n: usize, k: usize, bias: &[f32]) -> Vec<f64> {
         let mut y = vec![0f64; m * n];
@@ -335,6 +459,8 @@ mod tests {
             (13, 64, 33),
             (64, 3000, 20),
             (2, 512, 100),
+            (25, 40, 50),
+            (12, 17, 48),
         ] {
             let x = test_values(m * k, 1);
             let w = test_values(n * k, 2);
@@ -361,7 +487,14 @@ mod tests {
                     &SharedOut(portable.as_mut_ptr()),
                 )
             };
-            assert_eq!(portable, got, "{m}x{k}x{n}: portable and AVX2 sums differ");
+            for kernels in crate::cpu::Kernels::available() {
+                let vector = kernels.vector;
+                let got = packed.matmul_t_on(vector, &x, m, Some(&bias));
+                assert_eq!(
+                    portable, got,
+                    "{m}x{k}x{n}: portable and {vector} sums differ"
+                );
+            }
         }
     }
 

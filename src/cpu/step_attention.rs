@@ -47,12 +47,9 @@ impl KvCache {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Appends one position: `keys`/`values` are [rows, heads · hd] (a step's projections).
@@ -267,8 +264,8 @@ fn attend_one(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the features are present.
+        if super::math::has_avx2() {
+            // SAFETY: the kernels chose AVX2 + FMA, so the CPU has them.
             return unsafe { attend_one_avx2(q, keys, values, scaling, bias, scores, out) };
         }
     }
@@ -280,7 +277,7 @@ fn attend_one(
         bias,
         scores,
         out,
-        crate::math::dots,
+        super::math::dots,
     )
 }
 
@@ -297,7 +294,7 @@ unsafe fn attend_one_avx2(
 ) {
     let dots = |q: &[f32], keys: &[f32], out: &mut [f32]| {
         // SAFETY: this function runs only where the CPU has AVX2 and FMA.
-        unsafe { crate::math::avx2::dots(q, keys, out) }
+        unsafe { super::math::avx2::dots(q, keys, out) }
     };
     attend_one_portable(q, keys, values, scaling, bias, scores, out, dots)
 }
@@ -325,7 +322,7 @@ fn attend_one_portable(
         *score += bias(t);
     }
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum = crate::math::exp_shifted_in_place(scores, max);
+    let sum = super::math::exp_shifted_in_place(scores, max);
     match out.len() {
         // The usual head width: the sums stay in registers across the keys.
         64 => weighted_sum::<64>(scores, sum, values, out),
@@ -376,7 +373,7 @@ pub fn tensor(values: Vec<f32>, rows: usize, device: &Device) -> candle_core::Re
 mod tests {
     use super::*;
 
-    use crate::math::test_values as values;
+    use crate::cpu::math::test_values as values;
 
     /// The same attention through candle's ops, as the model's generic path computes it.
     fn through_candle(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, scaling: f64) -> Vec<f32> {

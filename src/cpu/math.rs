@@ -1,7 +1,14 @@
-//! Small numeric routines for the CPU: the exponentials of softmaxes and SiLU, dot products;
-//! portable loops the compiler vectorizes, and AVX2 paths with the same bits.
+//! Small numeric routines for the CPU: the exponentials of softmaxes and SiLU, dot products,
+//! row reductions; portable loops the compiler vectorizes, and AVX2 paths with the same bits
+//! (taken on AVX-512 machines too: these loops are bound by their exponentials' latency).
 
 use std::mem::MaybeUninit;
+
+/// Whether the process's kernels run AVX2 + FMA (or better).
+#[inline(always)]
+pub(crate) fn has_avx2() -> bool {
+    super::kernels().vector >= super::Vector::Avx2
+}
 
 /// 1.5 · 2^23: adding and removing it rounds to an integer.
 const ROUND: f32 = 12_582_912.0;
@@ -70,8 +77,8 @@ pub fn silu(x: &[f32], out: &mut [MaybeUninit<f32>]) {
     assert_eq!(x.len(), out.len(), "silu: input and output lengths differ");
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the features are present.
+        if has_avx2() {
+            // SAFETY: the kernels chose AVX2 + FMA, so the CPU has them.
             return unsafe { avx2::silu(x, out) };
         }
     }
@@ -85,8 +92,8 @@ pub fn silu(x: &[f32], out: &mut [MaybeUninit<f32>]) {
 pub fn exp_lane_sums(row: &[f32], max: f32) -> [f32; 8] {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the features are present.
+        if has_avx2() {
+            // SAFETY: the kernels chose AVX2 + FMA, so the CPU has them.
             return unsafe { avx2::exp_lane_sums(row, max) };
         }
     }
@@ -108,8 +115,8 @@ fn exp_lane_sums_portable(row: &[f32], max: f32) -> [f32; 8] {
 pub fn exp_shifted_in_place(scores: &mut [f32], max: f32) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the features are present.
+        if has_avx2() {
+            // SAFETY: the kernels chose AVX2 + FMA, so the CPU has them.
             return unsafe { avx2::exp_shifted_in_place(scores, max) };
         }
     }
@@ -157,6 +164,50 @@ pub fn dots(q: &[f32], keys: &[f32], out: &mut [f32]) {
     }
 }
 
+/// A row's maximum and the log of its sum of `e^(x - max)` (a whole vocabulary, at least once
+/// per step and row, for `torch.log_softmax`): the sum in eight lanes ([`exp_lane_sums`]), the
+/// tail's after them.
+pub fn max_and_log_sum(row: &[f32]) -> (f32, f32) {
+    let max = row_max(row);
+    let whole = row.len() / 8 * 8;
+    let lanes = exp_lane_sums(&row[..whole], max);
+    let sum: f32 = row[whole..]
+        .iter()
+        .map(|&x| exp_nonpositive(x - max))
+        .sum::<f32>()
+        + lanes.iter().sum::<f32>();
+    (max, sum.ln())
+}
+
+/// The largest value, NaN ignored (`f32::max`).
+fn row_max(row: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2() {
+            // SAFETY: the kernels chose AVX2 + FMA, so the CPU has them.
+            return unsafe { avx2::row_max(row) };
+        }
+    }
+    row_max_portable(row)
+}
+
+/// In eight lanes, so that it vectorizes.
+#[inline(always)]
+fn row_max_portable(row: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for i in 0..8 {
+            lanes[i] = lanes[i].max(chunk[i]);
+        }
+    }
+    tail.iter()
+        .chain(&lanes)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
 /// [`dots`] in AVX2 registers for key widths that are a multiple of 8 (the compiler split the
 /// portable loop into two-value loads); other widths go to [`dots`]. Same arithmetic, same bits.
 #[cfg(target_arch = "x86_64")]
@@ -197,6 +248,15 @@ pub mod avx2 {
             *s = super::exp_nonpositive(*s - max);
         }
         scores.iter().fold(0.0, |sum, &s| sum + s)
+    }
+
+    /// [`super::row_max_portable`] compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn row_max(row: &[f32]) -> f32 {
+        super::row_max_portable(row)
     }
 
     /// [`super::silu`], eight values at a time (the same bits).
@@ -355,7 +415,7 @@ mod tests {
             let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
             assert_eq!(got, want, "{rows} keys of {hd}");
             #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            if has_avx2() {
                 let mut wide = vec![f32::NAN; rows];
                 // SAFETY: the features are present.
                 unsafe { avx2::dots(&q, &keys, &mut wide) };
@@ -368,7 +428,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_vector_exponentials_have_the_scalar_bits() {
-        if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
+        if !has_avx2() {
             return;
         }
         // A sweep of [-100, 0] (steps of about 2^-12 near 0, coarser below) and the edges.

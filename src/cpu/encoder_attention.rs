@@ -17,7 +17,7 @@
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
-use super::cpu_gemm::{product, View};
+use super::gemm::{product, View};
 
 /// Where each sentence's real tokens sit in the packed rows.
 #[derive(Debug)]
@@ -154,8 +154,8 @@ fn attend_head(
 fn softmax_rows(scores: &mut [f32], width: usize) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has the features the function is compiled for.
+        if super::math::has_avx2() {
+            // SAFETY: the kernels chose AVX2 + FMA, so the CPU has them.
             return unsafe { softmax_rows_avx2(scores, width) };
         }
     }
@@ -172,7 +172,7 @@ unsafe fn softmax_rows_avx2(scores: &mut [f32], width: usize) {
 fn softmax_rows_portable(scores: &mut [f32], width: usize) {
     for row in scores.chunks_exact_mut(width) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum = crate::math::exp_shifted_in_place(row, max);
+        let sum = super::math::exp_shifted_in_place(row, max);
         for s in row.iter_mut() {
             *s /= sum;
         }
@@ -182,7 +182,7 @@ fn softmax_rows_portable(scores: &mut [f32], width: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::math::test_values;
+    use crate::cpu::math::test_values;
     use candle_core::Device;
 
     #[test]
