@@ -21,10 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-COLUMNS = {  # name: (beam size, sentences per batch)
+COLUMNS = {  # name: (beam size, sentences per batch; 0: the whole input in one call)
     "greedy_b1": (1, 1),
     "greedy_b16": (1, 16),
+    "greedy_defaults": (1, 0),
     "beam4_b16": (4, 16),
+    "defaults": (4, 0),  # the model's beams, translate_batch's own default batching
 }
 
 
@@ -77,8 +79,9 @@ def run_transformers(model: str, column: str, sentences, tokens: int, threads: i
     produced = 0
     t0 = time.perf_counter()
     with torch.no_grad():
-        for i in range(0, len(sentences), batch):
-            enc = tok(sentences[i : i + batch], return_tensors="pt", padding=True)
+        step = batch or len(sentences)
+        for i in range(0, len(sentences), step):
+            enc = tok(sentences[i : i + step], return_tensors="pt", padding=True)
             out = net.generate(**enc, num_beams=beam, min_new_tokens=tokens, max_new_tokens=tokens)
             produced += (out.shape[1] - 1) * out.shape[0]
     seconds = time.perf_counter() - t0

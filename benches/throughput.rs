@@ -13,8 +13,16 @@
 //! this machine's speed drifts by 10–30 % over minutes, so a ratio of two runs taken minutes
 //! apart says little, while the median of interleaved rounds, with each round's own ratio
 //! beside it, says how far the comparison holds.
+//! Columns: greedy one at a time, greedy and beam 4 in batches of 16, greedy without a batch
+//! flag, and the defaults a user gets (no `--beams`, no `--max-batch`: the model's 4 beams,
+//! dragoman's own batch sizing; CTranslate2's `translate_batch` on the whole input at once). Rows: dragoman in f32, int8,
+//! and bf16 where the CPU multiplies bf16, beside CTranslate2 float32 and int8. Before the table
+//! it prints the CPU, its flags and the kernels in use; after it, the output projection's
+//! speed on each precision's kernel beside the machine's f32 peak, measured in the same run.
 //! Options: `--tokens N` (48), `--threads N` (2), `--rounds N` (3), `--python PY` (run the
-//! peers with that interpreter).
+//! peers with that interpreter), `--projection-only` (only the output projection's figures),
+//! `--shape opus-mt|tc-big` (opus-mt-fr-en's, or
+//! opus-mt-tc-big-fr-en's: d_model 1024, 16 heads, FFN 4096, 53 017 words).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -37,17 +45,69 @@ const OPUS_MT_FR_EN: &str = r#"{
   "max_length": 512, "bad_words_ids": [[59513]]
 }"#;
 
-const GENERATION_CONFIG: &str = r#"{
-  "bad_words_ids": [[59513]], "decoder_start_token_id": 59513, "eos_token_id": 0,
-  "forced_eos_token_id": 0, "max_length": 512, "num_beams": 4, "pad_token_id": 59513,
-  "renormalize_logits": true
+/// opus-mt-tc-big-fr-en's shape (Helsinki-NLP/opus-mt-tc-big-fr-en: relu, 1024 wide); its
+/// special ids are this harness's (eos 0, pad last), which changes nothing to the speed.
+const OPUS_MT_TC_BIG_FR_EN: &str = r#"{
+  "model_type": "marian", "architectures": ["MarianMTModel"],
+  "vocab_size": 53017, "decoder_vocab_size": 53017, "d_model": 1024,
+  "encoder_layers": 6, "decoder_layers": 6, "encoder_attention_heads": 16,
+  "decoder_attention_heads": 16, "encoder_ffn_dim": 4096, "decoder_ffn_dim": 4096,
+  "activation_function": "relu", "max_position_embeddings": 1024, "scale_embedding": true,
+  "pad_token_id": 53016, "eos_token_id": 0, "decoder_start_token_id": 53016,
+  "forced_eos_token_id": 0, "share_encoder_decoder_embeddings": true,
+  "static_position_embeddings": true, "normalize_embedding": false, "num_beams": 4,
+  "max_length": 512, "bad_words_ids": [[53016]]
 }"#;
 
-/// The columns of the issue's table: (name, beams, sentences per batch).
-const COLUMNS: [(&str, usize, usize); 3] = [
-    ("greedy_b1", 1, 1),
-    ("greedy_b16", 1, 16),
-    ("beam4_b16", 4, 16),
+/// A model shape: its config and the sizes the weights are drawn with.
+struct Shape {
+    name: &'static str,
+    config: &'static str,
+    vocab: usize,
+    d_model: usize,
+    ffn: usize,
+}
+
+const SHAPES: [Shape; 2] = [
+    Shape {
+        name: "opus-mt",
+        config: OPUS_MT_FR_EN,
+        vocab: 59514,
+        d_model: 512,
+        ffn: 2048,
+    },
+    Shape {
+        name: "tc-big",
+        config: OPUS_MT_TC_BIG_FR_EN,
+        vocab: 53017,
+        d_model: 1024,
+        ffn: 4096,
+    },
+];
+
+fn generation_config(pad: usize) -> String {
+    format!(
+        r#"{{
+  "bad_words_ids": [[{pad}]], "decoder_start_token_id": {pad}, "eos_token_id": 0,
+  "forced_eos_token_id": 0, "max_length": 512, "num_beams": 4, "pad_token_id": {pad},
+  "renormalize_logits": true
+}}"#
+    )
+}
+
+/// The columns of the table: (name, heading, beams, sentences per batch); `None` leaves the
+/// setting to the engine's defaults (the model's beams, the engine's batching).
+const COLUMNS: [(&str, &str, Option<usize>, Option<usize>); 5] = [
+    ("greedy_b1", "greedy, 1 at a time", Some(1), Some(1)),
+    ("greedy_b16", "greedy, batch 16", Some(1), Some(16)),
+    ("greedy_defaults", "greedy, no batch flag", Some(1), None),
+    ("beam4_b16", "beam 4, batch 16", Some(4), Some(16)),
+    (
+        "defaults",
+        "defaults (the model's 4 beams, no batch flag)",
+        None,
+        None,
+    ),
 ];
 
 struct Options {
@@ -55,6 +115,9 @@ struct Options {
     threads: usize,
     rounds: usize,
     python: Option<String>,
+    shape: &'static Shape,
+    /// Only the output projection's figures (`--projection-only`).
+    projection_only: bool,
 }
 
 fn options() -> Options {
@@ -63,6 +126,8 @@ fn options() -> Options {
         threads: 2,
         rounds: 3,
         python: None,
+        shape: &SHAPES[0],
+        projection_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -71,6 +136,14 @@ fn options() -> Options {
             "--threads" => o.threads = args.next().and_then(|v| v.parse().ok()).unwrap_or(2),
             "--rounds" => o.rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(3).max(1),
             "--python" => o.python = args.next(),
+            "--projection-only" => o.projection_only = true,
+            "--shape" => {
+                let name = args.next().unwrap_or_default();
+                o.shape = SHAPES
+                    .iter()
+                    .find(|s| s.name == name)
+                    .unwrap_or_else(|| panic!("--shape {name}: expected opus-mt or tc-big"));
+            }
             _ => {} // cargo passes --bench
         }
     }
@@ -96,12 +169,12 @@ impl Noise {
 }
 
 /// Writes the random full-size Marian model in hub layout (once; reused afterwards).
-fn make_model(dir: &Path) {
+fn make_model(dir: &Path, shape: &Shape) {
     if dir.join("model.safetensors").is_file() {
         return;
     }
     std::fs::create_dir_all(dir).unwrap();
-    let (v, d, ffn) = (59514, 512, 2048);
+    let (v, d, ffn) = (shape.vocab, shape.d_model, shape.ffn);
     let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
     let mut t: HashMap<String, Tensor> = HashMap::new();
     let ones = |n: usize| Tensor::ones(n, candle_core::DType::F32, &Device::Cpu).unwrap();
@@ -138,8 +211,8 @@ fn make_model(dir: &Path) {
         }
     }
     candle_core::safetensors::save(&t, dir.join("model.safetensors")).unwrap();
-    std::fs::write(dir.join("config.json"), OPUS_MT_FR_EN).unwrap();
-    std::fs::write(dir.join("generation_config.json"), GENERATION_CONFIG).unwrap();
+    std::fs::write(dir.join("config.json"), shape.config).unwrap();
+    std::fs::write(dir.join("generation_config.json"), generation_config(v - 1)).unwrap();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/marian/fr-en");
     for name in [
         "source.spm",
@@ -149,7 +222,7 @@ fn make_model(dir: &Path) {
     ] {
         std::fs::copy(fixture.join(name), dir.join(name)).unwrap();
     }
-    // The fixture's vocabulary, grown to the model's 59514 ids (converters check the size):
+    // The fixture's vocabulary, grown to the model's ids (converters check the size):
     // its pieces keep their ids, placeholders fill the rest, <pad> is last as in opus-mt.
     let small: HashMap<String, usize> =
         serde_json::from_str(&std::fs::read_to_string(fixture.join("vocab.json")).unwrap())
@@ -266,9 +339,17 @@ fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
 fn main() {
     let o = options();
     let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("throughput");
-    let model = work.join("opus-mt-fr-en-random");
+    let model = match o.shape.name {
+        "opus-mt" => work.join("opus-mt-fr-en-random"),
+        other => work.join(format!("{other}-random")),
+    };
     eprintln!("model: {}", model.display());
-    make_model(&model);
+    print_machine();
+    if o.projection_only {
+        print_projection(o.shape, o.threads);
+        return;
+    }
+    make_model(&model, o.shape);
     let sentences = work.join("sentences.txt");
     let n = write_sentences(&sentences);
     let one = work.join("one.txt");
@@ -293,6 +374,97 @@ fn main() {
         }
     }
     print_table(&rows, n, &o);
+    print_projection(o.shape, o.threads);
+}
+
+/// The CPU, the flags the kernels care about, and the kernels this machine runs.
+fn print_machine() {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split(':').nth(1))
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let flags: Vec<String> = field("flags")
+        .split_whitespace()
+        .filter(|f| {
+            ["avx", "fma", "amx", "f16c", "vnni", "bf16", "fp16"]
+                .iter()
+                .any(|k| f.starts_with(k) || f.contains(k))
+        })
+        .map(str::to_string)
+        .collect();
+    println!(
+        "CPU: {} ({} logical CPUs)",
+        field("model name"),
+        cpuinfo.matches("processor\t").count()
+    );
+    println!("flags: {}", flags.join(" "));
+    println!("dragoman kernels: {}", dragoman::cpu::kernels());
+    for note in &dragoman::cpu::kernels().notes {
+        println!("  note: {note}");
+    }
+}
+
+/// The output projection ([rows, d_model] · [d_model, vocabulary]) alone on each precision's
+/// kernel, in the benchmark's threads, beside the f32 multiply-add peak of those threads.
+fn print_projection(shape: &Shape, threads: usize) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let peak = dragoman::cpu::probe::f32_peak_gflops();
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "\noutput projection {} × {}, {threads} threads, G(FL)OP/s (the best of 5); f32 multiply-add peak of these threads: {peak:.0} GFLOP/s\n",
+            shape.d_model, shape.vocab
+        )
+        .unwrap();
+        writeln!(out, "| kernel | 1 row | 16 rows | 64 rows |").unwrap();
+        writeln!(out, "|---|---|---|---|").unwrap();
+        let kernels = dragoman::cpu::kernels();
+        let names = [
+            ("f32", kernels.vector.to_string()),
+            ("int8", kernels.int8.to_string()),
+            ("bf16", kernels.bf16.map(|k| k.to_string()).unwrap_or_default()),
+        ];
+        for (dtype, kernel) in names {
+            // The rows of greedy one at a time, greedy batch 16 and beam 4 × 16.
+            let cells: Vec<String> = [1, 16, 64]
+                .iter()
+                .map(|&m| {
+                    let seconds = dragoman::cpu::probe::projection_seconds(
+                        dtype,
+                        m,
+                        shape.vocab,
+                        shape.d_model,
+                        5,
+                    );
+                    match seconds {
+                        Some(s) => {
+                            let rate = 2.0 * (m * shape.vocab * shape.d_model) as f64 / s / 1e9;
+                            if dtype == "f32" {
+                                format!("{rate:.0} ({:.0} % of peak)", 100.0 * rate / peak)
+                            } else {
+                                format!("{rate:.0}")
+                            }
+                        }
+                        None => "—".into(),
+                    }
+                })
+                .collect();
+            if cells.iter().all(|c| c == "—") {
+                continue;
+            }
+            writeln!(out, "| {dtype}: {kernel} | {} |", cells.join(" | ")).unwrap();
+        }
+    });
 }
 
 /// One round of dragoman's columns, float32 then int8.
@@ -305,7 +477,11 @@ fn dragoman_rows(
     o: &Options,
 ) -> Vec<Row> {
     let mut rows = Vec::new();
-    for (dtype, label) in [("f32", "dragoman float32"), ("int8", "dragoman int8")] {
+    let mut precisions = vec![("f32", "dragoman float32"), ("int8", "dragoman int8")];
+    if dragoman::cpu::kernels().bf16.is_some() {
+        precisions.push(("bf16", "dragoman bfloat16"));
+    }
+    for (dtype, label) in precisions {
         let args = |extra: &[&str]| -> Vec<String> {
             let mut args: Vec<String> = vec!["translate".into(), "--model".into()];
             args.push(model.display().to_string());
@@ -327,22 +503,19 @@ fn dragoman_rows(
             row.loads.push(load.seconds);
         }
         eprintln!("  {label} load: {:.2?} s", row.loads);
-        for (name, beams, batch) in COLUMNS {
+        for (name, _, beams, batch) in COLUMNS {
             let tokens = o.tokens.to_string();
-            let r = run(
-                &args(&[
-                    "--beams",
-                    &beams.to_string(),
-                    "--max-batch",
-                    &batch.to_string(),
-                    "--min-new-tokens",
-                    &tokens,
-                    "--max-new-tokens",
-                    &tokens,
-                ]),
-                sentences,
-                o.threads,
-            );
+            let mut flags: Vec<String> = Vec::new();
+            if let Some(beams) = beams {
+                flags.extend(["--beams".into(), beams.to_string()]);
+            }
+            if let Some(batch) = batch {
+                flags.extend(["--max-batch".into(), batch.to_string()]);
+            }
+            flags.extend(["--min-new-tokens".into(), tokens.clone()]);
+            flags.extend(["--max-new-tokens".into(), tokens]);
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            let r = run(&args(&flags), sentences, o.threads);
             let speed = (n * o.tokens) as f64 / r.seconds;
             eprintln!(
                 "  {label} {name}: {:.2} s, {speed:.0} tok/s, {:.0} MB",
@@ -406,36 +579,60 @@ fn print_table(rows: &[Row], n: usize, o: &Options) {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "\nopus-mt-fr-en shape, random weights; {n} sentences × {} forced tokens; {} threads; tokens/s, the median of {} rounds (peers: dragoman's speed at the same precision / theirs, from the medians; in brackets, the lowest and highest of the rounds' own ratios)\n",
-        o.tokens, o.threads, o.rounds
+        "\n{} shape, random weights; {n} sentences × {} forced tokens; {} threads; tokens/s, the median of {} rounds (peers: dragoman's speed at the same precision / theirs, from the medians; in brackets, the lowest and highest of the rounds' own ratios; the bfloat16 row's ratios are against CTranslate2 int8)\n",
+        o.shape.name, o.tokens, o.threads, o.rounds
     )
     .unwrap();
+    let headings: Vec<&str> = COLUMNS.iter().map(|c| c.1).collect();
     writeln!(
         out,
-        "| engine | greedy, 1 at a time | greedy, batch 16 | beam 4, batch 16 | load (s) | peak RSS (MB) |"
+        "| engine | {} | load (s) | peak RSS (MB) |",
+        headings.join(" | ")
     )
     .unwrap();
-    writeln!(out, "|---|---|---|---|---|---|").unwrap();
+    writeln!(out, "|---|{}---|---|", "---|".repeat(COLUMNS.len())).unwrap();
     for row in rows {
-        // Peers compare with dragoman at their precision (int8 with int8, else float32).
+        // Peers compare with dragoman at their precision (int8 with int8, else float32); the
+        // bf16 row compares itself with CTranslate2 int8 (the issue's target).
         let precision = if row.engine.contains("int8") {
             "int8"
         } else {
             "float32"
         };
-        let ours = rows
-            .iter()
-            .find(|r| r.engine == format!("dragoman {precision}"))
-            .unwrap_or(&rows[0]);
+        let (ours, theirs_row) = if row.engine == "dragoman bfloat16" {
+            match rows
+                .iter()
+                .find(|r| r.engine.starts_with("ctranslate2") && r.engine.ends_with("int8"))
+            {
+                Some(ct2) => (row, Some(ct2)),
+                None => (row, None),
+            }
+        } else {
+            let ours = rows
+                .iter()
+                .find(|r| r.engine == format!("dragoman {precision}"))
+                .unwrap_or(&rows[0]);
+            (ours, (!row.engine.starts_with("dragoman")).then_some(row))
+        };
         let cells: Vec<String> = COLUMNS
             .iter()
-            .map(|(name, _, _)| {
-                let (theirs, mine) = (row.speed.get(*name), ours.speed.get(*name));
-                let Some(speed) = theirs.and_then(|s| median(s.iter().map(|&(_, v)| v))) else {
+            .map(|(name, ..)| {
+                let shown = row
+                    .speed
+                    .get(*name)
+                    .and_then(|s| median(s.iter().map(|&(_, v)| v)));
+                let Some(shown) = shown else {
                     return "—".into();
                 };
+                let Some(theirs_row) = theirs_row else {
+                    return format!("{shown:.0}");
+                };
+                let (theirs, mine) = (theirs_row.speed.get(*name), ours.speed.get(*name));
+                let Some(speed) = theirs.and_then(|s| median(s.iter().map(|&(_, v)| v))) else {
+                    return format!("{shown:.0}");
+                };
                 match mine {
-                    Some(mine) if !row.engine.starts_with("dragoman") => {
+                    Some(mine) => {
                         let ratio =
                             median(mine.iter().map(|&(_, v)| v)).unwrap_or(f64::NAN) / speed;
                         // Round by round: the same round's runs, taken minutes apart at most.
@@ -448,9 +645,9 @@ fn print_table(rows: &[Row], n: usize, o: &Options) {
                             .collect();
                         let low = per_round.iter().copied().fold(f64::INFINITY, f64::min);
                         let high = per_round.iter().copied().fold(0.0, f64::max);
-                        format!("{speed:.0} ({ratio:.2}×; {low:.2}–{high:.2})")
+                        format!("{shown:.0} ({ratio:.2}×; {low:.2}–{high:.2})")
                     }
-                    _ => format!("{speed:.0}"),
+                    _ => format!("{shown:.0}"),
                 }
             })
             .collect();

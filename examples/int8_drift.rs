@@ -1,8 +1,9 @@
-//! How far `--dtype int8` drifts from f32 on the same model files.
+//! How far `--dtype int8` (or `--dtype bf16`, where the CPU multiplies bf16) drifts from f32 on
+//! the same model files.
 //!
-//!     cargo run --release --example int8_drift -- [--sentences FILE] [--tokens N] MODEL_DIR...
+//!     cargo run --release --example int8_drift -- [--dtype int8|bf16] [--sentences FILE] [--tokens N] MODEL_DIR...
 //!
-//! For each model directory it loads the model twice (f32 and int8) and, over the sentences of
+//! For each model directory it loads the model twice (f32 and the lossy precision) and, over the sentences of
 //! the text (default `examples/fr_sample.txt`) that fit the model's positions:
 //! - runs greedy search with both (at most N new tokens, default 48) and counts the sentences
 //!   whose outputs are identical, and the share of output tokens before the first divergence;
@@ -20,17 +21,24 @@ use dragoman::Engine;
 fn main() -> Result<()> {
     let mut sentences_file = PathBuf::from("examples/fr_sample.txt");
     let mut tokens = 48usize;
+    let mut lossy = Precision::Int8;
     let mut dirs = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--sentences" => sentences_file = args.next().context("--sentences FILE")?.into(),
             "--tokens" => tokens = args.next().context("--tokens N")?.parse()?,
+            "--dtype" => {
+                lossy = dragoman::device::precision(
+                    &args.next().context("--dtype int8|bf16")?,
+                    &Device::Cpu,
+                )?
+            }
             _ => dirs.push(PathBuf::from(arg)),
         }
     }
     if dirs.is_empty() {
-        bail!("usage: int8_drift [--sentences FILE] [--tokens N] MODEL_DIR...");
+        bail!("usage: int8_drift [--dtype int8|bf16] [--sentences FILE] [--tokens N] MODEL_DIR...");
     }
     let text = std::fs::read_to_string(&sentences_file)
         .with_context(|| format!("reading {}", sentences_file.display()))?;
@@ -40,11 +48,15 @@ fn main() -> Result<()> {
         .map(|r| text[r].trim())
         .filter(|s| !s.is_empty())
         .collect();
+    println!(
+        "{lossy:?} against f32, kernels {}",
+        dragoman::cpu::kernels()
+    );
     println!("| model | sentences that fit | identical greedy outputs | tokens before first divergence | max |logit diff| (teacher-forced) | max |f32 logit| |");
     println!("|---|---|---|---|---|---|");
     for dir in &dirs {
-        let report =
-            drift(dir, &sentences, tokens).with_context(|| format!("model {}", dir.display()))?;
+        let report = drift(dir, &sentences, tokens, lossy)
+            .with_context(|| format!("model {}", dir.display()))?;
         println!(
             "| {} | {} of {} | {} ({:.1} %) | {:.1} % | {:.2e} | {:.2} |",
             dir.display(),
@@ -69,16 +81,21 @@ struct Report {
     max_logit: f32,
 }
 
-fn drift(dir: &std::path::Path, sentences: &[&str], tokens: usize) -> Result<Report> {
+fn drift(
+    dir: &std::path::Path,
+    sentences: &[&str],
+    tokens: usize,
+    lossy: Precision,
+) -> Result<Report> {
     let greedy = GenerationOverrides {
         num_beams: Some(1),
         max_new_tokens: Some(tokens),
         ..Default::default()
     };
     let mut f32_engine = Engine::load(dir, Precision::F32, &Device::Cpu)?;
-    let mut int8_engine = Engine::load(dir, Precision::Int8, &Device::Cpu)?;
+    let mut lossy_engine = Engine::load(dir, lossy, &Device::Cpu)?;
     f32_engine.set_overrides(&greedy)?;
-    int8_engine.set_overrides(&greedy)?;
+    lossy_engine.set_overrides(&greedy)?;
     let mut inputs = Vec::new();
     for sentence in sentences {
         let ids = f32_engine.tokenizer().encode(sentence)?;
@@ -87,7 +104,7 @@ fn drift(dir: &std::path::Path, sentences: &[&str], tokens: usize) -> Result<Rep
         }
     }
     let f32_out = f32_engine.generate_ids(&inputs)?;
-    let int8_out = int8_engine.generate_ids(&inputs)?;
+    let lossy_out = lossy_engine.generate_ids(&inputs)?;
     let mut report = Report {
         sentences: inputs.len(),
         identical: 0,
@@ -96,17 +113,17 @@ fn drift(dir: &std::path::Path, sentences: &[&str], tokens: usize) -> Result<Rep
         max_logit_diff: 0.0,
         max_logit: 0.0,
     };
-    for (a, b) in f32_out.iter().zip(&int8_out) {
+    for (a, b) in f32_out.iter().zip(&lossy_out) {
         report.identical += usize::from(a == b);
         report.agreeing_tokens += a.iter().zip(b).take_while(|(x, y)| x == y).count();
         report.f32_tokens += a.len();
     }
 
     let f32_model = models::load(dir, Precision::F32, &Device::Cpu)?;
-    let int8_model = models::load(dir, Precision::Int8, &Device::Cpu)?;
+    let lossy_model = models::load(dir, lossy, &Device::Cpu)?;
     for (input, output) in inputs.iter().zip(&f32_out) {
         let a = teacher_forced_logits(f32_model.as_ref(), input, output)?;
-        let b = teacher_forced_logits(int8_model.as_ref(), input, output)?;
+        let b = teacher_forced_logits(lossy_model.as_ref(), input, output)?;
         for (x, y) in a.iter().zip(&b) {
             report.max_logit_diff = report.max_logit_diff.max((x - y).abs());
             report.max_logit = report.max_logit.max(x.abs());

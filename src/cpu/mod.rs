@@ -17,6 +17,7 @@ pub(crate) mod int8;
 pub(crate) mod math;
 pub mod memory;
 pub(crate) mod packed;
+pub mod probe;
 pub(crate) mod step_attention;
 
 use std::fmt;

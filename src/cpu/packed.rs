@@ -370,14 +370,22 @@ mod avx512 {
         out: &SharedOut,
     ) {
         let k = m.cols;
+        let last = task.panels.end - 1;
         for (p, panels, r0, rows) in task.tiles_of(MR_512, 2) {
             let x = x.as_ptr().add(r0 * k);
             let w = [m.panel(p).as_ptr(), m.panel(p + panels - 1).as_ptr()];
+            // The next two panels, fetched into L2 during the first row tile of these two, so
+            // that no tile waits on memory (+5-10 % at 16 and 64 rows, measured interleaved).
+            let next = [
+                m.panel((p + 2).min(last)).as_ptr(),
+                m.panel((p + 3).min(last)).as_ptr(),
+            ];
+            let ahead = (r0 == task.rows.start).then_some(next);
             macro_rules! tile {
                 ($($r:literal)*) => {
                     match rows {
                         $($r => {
-                            let sums = tile::<$r>(x, k, w, panels);
+                            let sums = tile::<$r>(x, k, w, panels, ahead);
                             for (i, sums) in sums.iter().enumerate().take(panels) {
                                 store::<$r>(sums, m, p + i, r0, bias, out);
                             }
@@ -391,16 +399,31 @@ mod avx512 {
     }
 
     /// Sums of `R` rows of `x` (k apart) against panels `w` (the second one only if `panels`
-    /// is 2): [panel][R][16].
+    /// is 2): [panel][R][16]; `ahead`, if given, is fetched into L2 on the way.
     #[inline(always)]
     unsafe fn tile<const R: usize>(
         x: *const f32,
         k: usize,
         w: [*const f32; 2],
         panels: usize,
+        ahead: Option<[*const f32; 2]>,
     ) -> [[[f32; NR]; R]; 2] {
         let mut acc = [[_mm512_setzero_ps(); 2]; R];
-        if panels == 2 {
+        if let (2, Some(next)) = (panels, ahead) {
+            for i in 0..k {
+                _mm_prefetch::<_MM_HINT_T1>(next[0].wrapping_add(i * NR) as *const i8);
+                _mm_prefetch::<_MM_HINT_T1>(next[1].wrapping_add(i * NR) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(w[0].wrapping_add((i + PREFETCH) * NR) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(w[1].wrapping_add((i + PREFETCH) * NR) as *const i8);
+                let w0 = _mm512_loadu_ps(w[0].add(i * NR));
+                let w1 = _mm512_loadu_ps(w[1].add(i * NR));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let xv = _mm512_set1_ps(*x.add(r * k + i));
+                    acc[0] = _mm512_fmadd_ps(xv, w0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(xv, w1, acc[1]);
+                }
+            }
+        } else if panels == 2 {
             for i in 0..k {
                 _mm_prefetch::<_MM_HINT_T0>(w[0].wrapping_add((i + PREFETCH) * NR) as *const i8);
                 _mm_prefetch::<_MM_HINT_T0>(w[1].wrapping_add((i + PREFETCH) * NR) as *const i8);
