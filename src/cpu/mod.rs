@@ -107,14 +107,17 @@ impl Features {
                 && std::is_x86_feature_detected!("avx512dq")
                 && std::is_x86_feature_detected!("avx512vl");
             let (amx_int8, amx_bf16) = amx::cpu_has();
+            let avx512_vnni = avx512 && std::is_x86_feature_detected!("avx512vnni");
+            let avx512_bf16 = avx512 && std::is_x86_feature_detected!("avx512bf16");
             Self {
                 avx2,
                 avx_vnni: avx2 && std::is_x86_feature_detected!("avxvnni"),
                 avx512,
-                avx512_vnni: avx512 && std::is_x86_feature_detected!("avx512vnni"),
-                avx512_bf16: avx512 && std::is_x86_feature_detected!("avx512bf16"),
-                amx_int8: avx512 && amx_int8,
-                amx_bf16: avx512 && amx_bf16,
+                avx512_vnni,
+                avx512_bf16,
+                // The AMX kernels hand products of few rows to the 512-bit ones.
+                amx_int8: avx512_vnni && amx_int8,
+                amx_bf16: avx512_bf16 && amx_bf16,
             }
         }
         #[cfg(not(target_arch = "x86_64"))]

@@ -526,3 +526,33 @@ fn int8_and_bf16_translate_every_line_and_f16_is_refused_on_the_cpu() {
             "--dtype bf16 on the CPU needs AMX-BF16 or AVX512-BF16",
         ));
 }
+
+#[test]
+fn verbose_and_json_name_the_cpu_kernels_and_a_bad_cap_is_a_usage_error() {
+    let assert = translate_with(&fixture("fr-en"))
+        .args(["-v", "--format", "json"])
+        .env("DRAGOMAN_CPU", "avx2")
+        .write_stdin("Le chat dort.\n")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("dragoman: cpu kernels f32: "))
+        .stderr(predicate::str::contains(
+            "DRAGOMAN_CPU=avx2 caps the kernels",
+        ));
+    let json: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    let kernels = json[0]["kernels"].as_str().unwrap();
+    // Capped at AVX2: never an AVX-512, VNNI or AMX kernel, whatever this machine has.
+    assert!(
+        kernels == "f32: avx2, int8: avx2, bf16: none"
+            || kernels == "f32: portable, int8: portable, bf16: none",
+        "{kernels}"
+    );
+    translate_with(&fixture("fr-en"))
+        .env("DRAGOMAN_CPU", "avx1024")
+        .write_stdin("Le chat dort.\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "DRAGOMAN_CPU=avx1024: expected one of portable",
+        ));
+}
