@@ -222,7 +222,8 @@ pub struct RuntimeArgs {
     pub device: String,
 
     /// Precision: f32; int8 (CPU: projection weights quantized at load, faster, outputs may
-    /// differ slightly from f32); f16 or bf16 on a GPU
+    /// differ slightly from f32); bf16 (CPU with AMX-BF16 or AVX512-BF16, or a GPU; outputs
+    /// may differ slightly); f16 on a GPU
     #[arg(long, default_value = "f32", value_parser = ["f32", "int8", "f16", "bf16"])]
     pub dtype: String,
 

@@ -15,6 +15,21 @@
 /// Bytes of one tile (16 rows of 64 bytes).
 pub(super) const TILE_BYTES: usize = 16 * 64;
 
+/// The accumulator tiles of a block at row `r0` (of `rows` real rows, and `panels` real
+/// panels) that hold outputs: (tile, first row, rows, panel within the block); the padding rows
+/// and a repeated last panel are left out.
+pub(super) fn block_outputs(
+    r0: usize,
+    rows: usize,
+    panels: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    (0..4).filter_map(move |t| {
+        let (row_tile, panel) = (t / 2, t % 2);
+        let first = r0 + row_tile * 16;
+        (panel < panels && first < r0 + rows).then(|| (t, first, 16.min(r0 + rows - first), panel))
+    })
+}
+
 /// Whether the CPU reports AMX-INT8 and AMX-BF16 (CPUID leaf 7: EDX bits 25 and 22, with
 /// AMX-TILE, bit 24).
 #[cfg(target_arch = "x86_64")]

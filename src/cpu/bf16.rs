@@ -294,7 +294,7 @@ mod avx512 {
 
 #[cfg(target_arch = "x86_64")]
 mod amx {
-    use super::super::amx::{Tiles, TILE_BYTES};
+    use super::super::amx::{block_outputs, Tiles, TILE_BYTES};
     use super::*;
 
     /// Blocks of 32 rows × 2 panels, as the int8 AMX kernel.
@@ -324,20 +324,8 @@ mod amx {
                 );
             }
             tiles.store_accumulators(&mut sums);
-            for (t, sums) in sums.iter().enumerate() {
-                let (row_tile, panel) = (t / 2, t % 2);
-                let first = r0 + row_tile * NR;
-                if panel < panels && first < r0 + rows {
-                    store(
-                        sums,
-                        NR.min(r0 + rows - first),
-                        m,
-                        p + panel,
-                        first,
-                        bias,
-                        out,
-                    );
-                }
+            for (t, first, rows, panel) in block_outputs(r0, rows, panels) {
+                store(&sums[t], rows, m, p + panel, first, bias, out);
             }
         }
     }

@@ -689,7 +689,7 @@ mod avx_vnni {
 
 #[cfg(target_arch = "x86_64")]
 mod amx {
-    use super::super::amx::{Tiles, TILE_BYTES};
+    use super::super::amx::{block_outputs, Tiles, TILE_BYTES};
     use super::*;
 
     /// Blocks of 32 rows × 2 panels: four accumulator tiles, two A tiles of activations, two
@@ -720,13 +720,8 @@ mod amx {
                 );
             }
             tiles.store_accumulators(&mut sums);
-            for (t, sums) in sums.iter().enumerate() {
-                let (row_tile, panel) = (t / 2, t % 2);
-                let first = r0 + row_tile * NR;
-                if panel < panels && first < r0 + rows {
-                    let rows = NR.min(r0 + rows - first);
-                    store_rows(sums, rows, m, x, p + panel, first, bias, out);
-                }
+            for (t, first, rows, panel) in block_outputs(r0, rows, panels) {
+                store_rows(&sums[t], rows, m, x, p + panel, first, bias, out);
             }
         }
     }
