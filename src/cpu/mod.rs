@@ -276,11 +276,8 @@ static KERNELS: OnceLock<Kernels> = OnceLock::new();
 pub fn kernels() -> &'static Kernels {
     KERNELS.get_or_init(|| {
         let cap = std::env::var(CPU_VARIABLE).ok();
-        Kernels::for_cap(cap.as_deref()).unwrap_or_else(|why| {
-            let mut k = Kernels::for_cap(None).expect("no cap is always valid");
-            k.notes.push(why);
-            k
-        })
+        Kernels::for_cap(cap.as_deref())
+            .unwrap_or_else(|why| Kernels::choose(Features::detect(), vec![why]))
     })
 }
 
