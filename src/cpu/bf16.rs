@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use super::packed::{product, SharedOut, Task, MR, NR};
+use super::packed::{assert_shapes, product, store_sums, SharedOut, Task, MR, NR};
 use super::Bf16Kernel;
 
 /// Inputs per AMX tile row (64 bytes of bf16).
@@ -122,11 +122,8 @@ impl Bf16Matrix {
         m: usize,
         bias: Option<&[f32]>,
     ) -> Vec<f32> {
-        assert_eq!(x.len(), m * self.k, "input is not [m, k]");
-        if let Some(bias) = bias {
-            assert_eq!(bias.len(), self.n, "bias is not [n]");
-        }
-        let input = Rows::of(x, m, self.k);
+        assert_shapes(x, m, self.k, bias, self.n);
+        let input = Rows::of(x, m, self.k, kernel);
         let rows_per_tile = match kernel {
             Bf16Kernel::Amx => MR_AMX,
             Bf16Kernel::Avx512Bf16 => MR_512,
@@ -160,16 +157,20 @@ fn position(o: usize, t: usize) -> usize {
     (t / 2) * 2 * NR + o * 2 + t % 2
 }
 
-/// Activations in bf16, k padded to 32 and rows to 32 (AMX's tiles read whole blocks).
+/// Activations in bf16, k padded to 32, and rows to 32 for AMX (its tiles read whole blocks).
 struct Rows {
     values: Vec<u16>,
     stride: usize,
 }
 
 impl Rows {
-    fn of(x: &[f32], m: usize, k: usize) -> Self {
+    fn of(x: &[f32], m: usize, k: usize, kernel: Bf16Kernel) -> Self {
         let stride = padded(k);
-        let mut values = vec![0u16; m.div_ceil(MR_AMX) * MR_AMX * stride];
+        let rows = match kernel {
+            Bf16Kernel::Amx => m.div_ceil(MR_AMX) * MR_AMX,
+            _ => m,
+        };
+        let mut values = vec![0u16; rows * stride];
         values
             .par_chunks_mut(stride.max(1))
             .zip(x.par_chunks(k.max(1)))
@@ -196,9 +197,7 @@ unsafe fn store(
     bias: Option<&[f32]>,
     out: &SharedOut,
 ) {
-    out.write_panel(m.n, p, first_row, rows, |r, c| {
-        acc[r][c] + bias.map_or(0.0, |b| b[p * NR + c])
-    })
+    store_sums(acc, rows, m.n, p, first_row, bias, out)
 }
 
 /// The same products in plain code (each exact in f32), summed in input order.

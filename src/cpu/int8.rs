@@ -22,7 +22,7 @@
 
 use rayon::prelude::*;
 
-use super::packed::{product, SharedOut, Task, MR, NR};
+use super::packed::{assert_shapes, product, SharedOut, Task, MR, NR};
 use super::Int8Kernel;
 
 /// How a matrix's panels group their inputs.
@@ -228,10 +228,7 @@ impl Int8Matrix {
         m: usize,
         bias: Option<&[f32]>,
     ) -> Vec<f32> {
-        assert_eq!(x.len(), m * self.k, "input is not [m, k]");
-        if let Some(bias) = bias {
-            assert_eq!(bias.len(), self.n, "bias is not [n]");
-        }
+        assert_shapes(x, m, self.k, bias, self.n);
         assert!(
             kernel == Int8Kernel::Portable || Layout::of(kernel) == self.layout,
             "the {kernel} kernel does not read this matrix's layout"

@@ -82,11 +82,7 @@ impl PackedMatrix {
 
     /// `x` [m, k] times the weight transposed, plus `bias` [n]: [m, n], row-major.
     pub fn matmul_t(&self, x: &[f32], m: usize, bias: Option<&[f32]>) -> Vec<f32> {
-        let (n, k) = (self.rows, self.cols);
-        assert_eq!(x.len(), m * k, "input is not [m, k]");
-        if let Some(bias) = bias {
-            assert_eq!(bias.len(), n, "bias is not [n]");
-        }
+        assert_shapes(x, m, self.cols, bias, self.rows);
         self.matmul_t_on(super::kernels().vector, x, m, bias)
     }
 
@@ -134,6 +130,14 @@ impl PackedMatrix {
 
     fn panel(&self, p: usize) -> &[f32] {
         &self.panels[p * NR * self.cols..][..NR * self.cols]
+    }
+}
+
+/// Panics unless `x` is [m, k] and `bias`, if any, is [n] (every product's operands).
+pub(super) fn assert_shapes(x: &[f32], m: usize, k: usize, bias: Option<&[f32]>, n: usize) {
+    assert_eq!(x.len(), m * k, "input is not [m, k]");
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), n, "bias is not [n]");
     }
 }
 
@@ -268,7 +272,25 @@ unsafe fn store<const R: usize>(
     bias: Option<&[f32]>,
     out: &SharedOut,
 ) {
-    out.write_panel(m.rows, p, first_row, R, |r, c| {
+    store_sums(acc, R, m.rows, p, first_row, bias, out)
+}
+
+/// Writes the first `rows` rows of `acc` (f32 sums of panel `p` of an [m, n] product) plus
+/// the bias to the outputs that exist: the f32 and bf16 kernels' store.
+///
+/// # Safety
+/// As [`SharedOut::write_panel`].
+#[inline(always)]
+pub(super) unsafe fn store_sums(
+    acc: &[[f32; NR]],
+    rows: usize,
+    n: usize,
+    p: usize,
+    first_row: usize,
+    bias: Option<&[f32]>,
+    out: &SharedOut,
+) {
+    out.write_panel(n, p, first_row, rows, |r, c| {
         acc[r][c] + bias.map_or(0.0, |b| b[p * NR + c])
     })
 }
