@@ -130,9 +130,21 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR|HUB_ID")]
     pub model: Vec<String>,
 
-    /// Largest request body accepted over HTTP, in bytes
+    /// Largest request accepted, in bytes: an HTTP body or a line on stdin. A larger one is
+    /// answered with an error (HTTP 413) and the worker goes on.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_request_bytes: usize,
+
+    /// HTTP: most connections open at once; one more is answered 503 and closed.
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
+
+    /// HTTP: seconds a client may take to send a request's headers or body, and a connection
+    /// may stay idle between requests, before it is closed (408 when a body stalls)
+    #[arg(long, value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub read_timeout: u64,
 
     #[command(flatten)]
     pub runtime: RuntimeArgs,

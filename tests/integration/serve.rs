@@ -109,24 +109,54 @@ impl HttpServer {
 
     /// (status, JSON body) of one request.
     fn call(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(&self.addr).unwrap();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status: u16 = response[9..12].parse().unwrap();
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b)
-            .unwrap_or("");
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+        http_call(&self.addr, method, path, body)
     }
+}
+
+/// (status, JSON body) of one request to the server at `addr`.
+fn http_call(addr: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        addr,
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status: u16 = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+impl HttpServer {
+    /// A connection that has sent `bytes` and nothing more.
+    fn stalled(&self, bytes: &[u8]) -> std::net::TcpStream {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(&self.addr).unwrap();
+        stream.write_all(bytes).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        stream
+    }
+
+    fn signal(&self, signal: i32) {
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+}
+
+/// Everything the server writes on `stream` until it closes it.
+fn read_to_close(mut stream: std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
 }
 
 impl Drop for HttpServer {
@@ -222,4 +252,314 @@ fn http_answers_like_the_cli_batches_clients_and_refuses_bad_requests() {
     }
     let (_, models) = server.call("GET", "/v1/models", "");
     assert!(models["loaded"].as_array().unwrap().len() >= 2, "{models}");
+}
+
+/// `serve --stdio` as a client drives it: stdin kept open, answers read one by one.
+struct StdioWorker {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    answers: std::sync::mpsc::Receiver<String>,
+}
+
+impl StdioWorker {
+    fn start(args: &[&str]) -> Self {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("dragoman"))
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HF_HOME", "/nonexistent/dragoman-test-hf-home")
+            .args(["serve", "--stdio"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (sender, answers) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in stdout.lines() {
+                let _ = sender.send(line.unwrap());
+            }
+        });
+        Self {
+            child,
+            stdin,
+            answers,
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(bytes).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next answer; within the time a debug build needs to load a tiny model.
+    fn answer(&self) -> Value {
+        let line = self
+            .answers
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("an answer within 60 s, stdin still open");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+    }
+
+    fn signal(&self, signal: i32) {
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    /// The exit status, once every answer was read; fails if it does not come in 60 s.
+    fn exit_status(&mut self) -> std::process::ExitStatus {
+        wait_for_exit(&mut self.child)
+    }
+}
+
+fn wait_for_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed().as_secs() < 60, "the worker did not exit");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// What `dragoman translate` prints for `text` with `args`.
+fn cli_translation(text: &str, args: &[&str]) -> String {
+    let assert = dragoman()
+        .arg("translate")
+        .args(args)
+        .write_stdin(text)
+        .assert()
+        .success();
+    String::from_utf8(assert.get_output().stdout.clone()).unwrap()
+}
+
+#[test]
+fn stdio_survives_any_line_and_answers_each_as_soon_as_it_is_ready() {
+    let (sources, targets) = greedy_reference();
+    let marian = fixture("fr-en").display().to_string();
+    let mut worker = StdioWorker::start(&["--max-request-bytes", "2000"]);
+    let greedy = |id: Value, text: &str| {
+        let mut line = json!({"id": id, "text": text, "model": marian, "beams": 1,
+                              "max_new_tokens": 20})
+        .to_string();
+        line.push('\n');
+        line.into_bytes()
+    };
+
+    // Bytes that are not UTF-8, then a good request: both answered, stdin still open.
+    worker.send(b"\xff\xfe\x00garbage\n");
+    worker.send(&greedy(json!(1), &sources[0]));
+    let refused = worker.answer();
+    assert_eq!(refused["id"], Value::Null, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("not UTF-8"));
+    assert_eq!(worker.answer(), json!({"id": 1, "text": targets[0]}));
+
+    // Not UTF-8 but with a readable id; over the limit; not JSON; the wrong type; then more
+    // good requests: every line answered, in order.
+    worker.send(b"{\"id\": 41, \"text\": \"caf\xe9\"}\n");
+    let mut long = greedy(json!(42), &"mot ".repeat(600));
+    long.pop();
+    long.extend_from_slice(b"\r\n");
+    worker.send(&long);
+    worker.send(b"{\"id\": 43, \"text\": \n");
+    worker.send(b"{\"id\": 44, \"text\": null}\n");
+    worker.send(b"\n   \n");
+    worker.send(&greedy(json!(45), ""));
+    let spaced = format!("  {}  ", sources[1]);
+    worker.send(&greedy(json!(46), &spaced));
+    // Any local directory over stdio (HTTP serves only those named at start).
+    let russian = fixture("fr-ru").display().to_string();
+    let line = json!({"id": 47, "text": sources[2], "model": russian, "to": "ru", "beams": 1,
+                      "max_new_tokens": 20});
+    worker.send(format!("{line}\n").as_bytes());
+    for (id, needle) in [
+        (json!(41), "not UTF-8"),
+        (json!(42), "over the 2000-byte limit"),
+        (json!(43), "invalid request"),
+        (json!(44), "invalid type: null"),
+    ] {
+        let answer = worker.answer();
+        assert_eq!(answer["id"], id, "{answer}");
+        let error = answer["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{answer}"));
+        assert!(error.contains(needle), "{error}");
+    }
+    assert_eq!(worker.answer(), json!({"id": 45, "text": ""}));
+    let cli = cli_translation(
+        &spaced,
+        &["--model", &marian, "--beams", "1", "--max-new-tokens", "20"],
+    );
+    assert!(cli.ends_with("  "), "{cli:?}");
+    assert_eq!(worker.answer(), json!({"id": 46, "text": cli}));
+    let cli = cli_translation(
+        &sources[2],
+        &[
+            "--model",
+            &russian,
+            "--to",
+            "ru",
+            "--beams",
+            "1",
+            "--max-new-tokens",
+            "20",
+        ],
+    );
+    assert_eq!(
+        worker.answer(),
+        json!({"id": 47, "text": cli.trim_end_matches('\n')})
+    );
+
+    // End of input: the worker exits 0 with nothing more to say.
+    worker.stdin = None;
+    assert!(worker.exit_status().success());
+    assert!(worker.answers.recv().is_err());
+}
+
+#[test]
+fn stdio_answers_what_it_read_when_terminated_then_exits_0() {
+    let (sources, targets) = greedy_reference();
+    let marian = fixture("fr-en").display().to_string();
+    let mut worker = StdioWorker::start(&[]);
+    let mut lines = String::new();
+    for (i, source) in sources.iter().enumerate() {
+        let line = json!({"id": i, "text": source, "model": marian, "beams": 1,
+                          "max_new_tokens": 20});
+        lines.push_str(&format!("{line}\n"));
+    }
+    // Then a long one (other settings: a batch of its own), likely in flight at the signal.
+    let long_text = vec![sources[0].as_str(); 400].join("\n");
+    let long = json!({"id": "long", "text": long_text, "model": marian, "beams": 1,
+                      "max_new_tokens": 21});
+    lines.push_str(&format!("{long}\n"));
+    worker.send(lines.as_bytes());
+    // Once the first answer is out, every line sent is read.
+    assert_eq!(worker.answer(), json!({"id": 0, "text": targets[0]}));
+    worker.signal(libc::SIGTERM);
+    for (i, target) in targets.iter().enumerate().skip(1) {
+        assert_eq!(worker.answer(), json!({"id": i, "text": target}));
+    }
+    let answer = worker.answer();
+    assert_eq!(answer["id"], "long");
+    assert_eq!(
+        answer["text"].as_str().unwrap().lines().count(),
+        400,
+        "{answer}"
+    );
+    // Stdin is still open: the signal alone ends the worker, with 0.
+    assert!(worker.exit_status().success());
+}
+
+#[test]
+fn http_bounds_connections_and_times_out_stalled_clients() {
+    let (sources, targets) = greedy_reference();
+    let marian = fixture("fr-en").display().to_string();
+    let server = HttpServer::start(&[
+        "--model",
+        &marian,
+        "--max-connections",
+        "3",
+        "--read-timeout",
+        "2",
+    ]);
+    let request = json!({"id": 1, "text": sources[0], "model": marian, "beams": 1,
+                         "max_new_tokens": 20})
+    .to_string();
+    // Two clients stall, one in its headers, one in its body: others are still served.
+    let in_headers = server.stalled(b"POST /v1/translate HTTP/1.1\r\nHost: x\r\n");
+    let in_body = server
+        .stalled(b"POST /v1/translate HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"te");
+    let started = std::time::Instant::now();
+    let (status, body) = server.call("POST", "/v1/translate", &request);
+    assert_eq!((status, body), (200, json!({"id": 1, "text": targets[0]})));
+    assert!(
+        started.elapsed().as_secs_f64() < 2.0,
+        "waited for the stalled clients"
+    );
+
+    // A third stalled client fills the bound: the next connection gets a clear 503.
+    let third = server.stalled(b"GET /health HTTP/1.1\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (status, body) = server.call("GET", "/health", "");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("--max-connections"),
+        "{body}"
+    );
+
+    // The read timeout closes them all: the stalled body with a 408, the others silently.
+    let answer = read_to_close(in_body);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within 2 s"), "{answer}");
+    assert_eq!(read_to_close(in_headers), "");
+    assert_eq!(read_to_close(third), "");
+    let (status, body) = server.call("POST", "/v1/translate", &request);
+    assert_eq!((status, body), (200, json!({"id": 1, "text": targets[0]})));
+
+    // A body far over the limit, sent slowly in pieces, is read to its end: the client
+    // writes it all without a reset and reads the 413.
+    use std::io::Write;
+    let size = 4 << 20;
+    let mut stream = server.stalled(
+        format!("POST /v1/translate HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n")
+            .as_bytes(),
+    );
+    let piece = vec![b'a'; 64 << 10];
+    for _ in 0..size / piece.len() {
+        stream
+            .write_all(&piece)
+            .expect("the server reads the whole body");
+    }
+    let answer = read_to_close(stream);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("over 1048576 bytes"), "{answer}");
+
+    // /metrics counts what happened.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let metrics = read_to_close(stream);
+    for needle in [
+        "dragoman_requests_total{endpoint=\"translate\",status=\"200\"} 2",
+        "dragoman_request_errors_total{endpoint=\"translate\",status=\"408\"} 1",
+        "dragoman_request_errors_total{endpoint=\"translate\",status=\"413\"} 1",
+        "dragoman_request_duration_seconds_count{endpoint=\"translate\"} 4",
+        "dragoman_batch_requests_count 2",
+        "dragoman_refused_connections_total 1",
+        "dragoman_open_connections 1",
+    ] {
+        assert!(metrics.contains(needle), "{needle} not in:\n{metrics}");
+    }
+    let model = format!("model=\"{marian}\",from=\"fr\",to=\"en\"}} 1");
+    assert!(metrics.contains(&model), "{model} not in:\n{metrics}");
+}
+
+#[test]
+fn http_answers_requests_in_flight_when_terminated_then_exits_0() {
+    let (sources, _) = greedy_reference();
+    let marian = fixture("fr-en").display().to_string();
+    let mut server = HttpServer::start(&["--model", &marian]);
+    let long_text = vec![sources[0].as_str(); 400].join("\n");
+    let request = json!({"id": "long", "text": long_text, "model": marian, "beams": 1,
+                         "max_new_tokens": 20})
+    .to_string();
+    let server_addr = server.addr.clone();
+    let client =
+        std::thread::spawn(move || http_call(&server_addr, "POST", "/v1/translate", &request));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    server.signal(libc::SIGTERM);
+    let (status, body) = client.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["text"].as_str().unwrap().lines().count(), 400);
+    assert!(wait_for_exit(&mut server.child).success());
+    assert!(std::net::TcpStream::connect(&server.addr).is_err());
 }

@@ -1,0 +1,176 @@
+//! `dragoman serve`: a warm worker for scripts and clusters, with models loaded on first use and
+//! kept.
+//!
+//! - `--stdio` (`stdio.rs`): one JSON request per input line, one JSON answer per output line,
+//!   in the order of the requests, each written and flushed as soon as it and those before it
+//!   are done. Blank lines are skipped. A line that is not UTF-8, not JSON or over
+//!   `--max-request-bytes` gets an error answer and the worker reads on. End of input or
+//!   SIGTERM/SIGINT: what was read is answered, then exit 0.
+//! - `--http ADDR` (`http.rs`): the same requests as POST /v1/translate and /v1/summarize, plus
+//!   GET /health, /v1/models and /metrics (Prometheus text, `metrics.rs`); at most
+//!   `--max-connections` open connections, `--read-timeout` for slow clients; SIGTERM/SIGINT:
+//!   no new connections, in-flight requests answered, then exit 0.
+//!
+//! Both hand their requests to one worker thread (`worker.rs`) that translates the requests
+//! waiting together for the same model and settings as one batch.
+//!
+//! Request: `{"id": …, "task": "translate"|"summarize", "text": "…"}` plus any CLI option in
+//! snake_case (`model`, `to`, `from`, `lang`, `beams`, `max_new_tokens`, `min_new_tokens`,
+//! `length_penalty`, `no_repeat_ngram`, `repetition_penalty`). Answer: `{"id": <the request's,
+//! verbatim>, "text": <what the CLI would print, without the final newline>}` or
+//! `{"id": …, "error": "…"}`. stdout carries answers only.
+
+mod http;
+mod metrics;
+mod stdio;
+mod worker;
+
+use anyhow::Result;
+use serde::Deserialize;
+use serde_json::Value;
+
+use dragoman::generation::GenerationOverrides;
+
+use crate::cli::ServeArgs;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    #[serde(default)]
+    id: Value,
+    /// Given by the line over stdio; by the path over HTTP.
+    #[serde(default)]
+    task: String,
+    text: String,
+    model: Option<String>,
+    to: Option<String>,
+    from: Option<String>,
+    lang: Option<String>,
+    beams: Option<usize>,
+    max_new_tokens: Option<usize>,
+    min_new_tokens: Option<usize>,
+    length_penalty: Option<f64>,
+    no_repeat_ngram: Option<usize>,
+    repetition_penalty: Option<f64>,
+}
+
+impl Request {
+    /// A request from its JSON bytes, or the error answer to give instead, carrying the id
+    /// when one can be read.
+    fn parse(bytes: &[u8]) -> Result<Request, Refusal> {
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(err) => {
+                // The id may still be readable with the bad bytes replaced.
+                let lossy = String::from_utf8_lossy(bytes);
+                return Err(Refusal {
+                    id: id_of(&lossy),
+                    message: format!(
+                        "invalid request: not UTF-8 (invalid byte at offset {})",
+                        err.valid_up_to()
+                    ),
+                });
+            }
+        };
+        serde_json::from_str::<Request>(text).map_err(|err| Refusal {
+            id: id_of(text),
+            message: format!("invalid request: {err}"),
+        })
+    }
+
+    fn overrides(&self) -> GenerationOverrides {
+        GenerationOverrides {
+            num_beams: self.beams,
+            max_new_tokens: self.max_new_tokens,
+            min_new_tokens: self.min_new_tokens,
+            length_penalty: self.length_penalty,
+            no_repeat_ngram_size: self.no_repeat_ngram,
+            repetition_penalty: self.repetition_penalty,
+            ..GenerationOverrides::default()
+        }
+    }
+
+    /// What requests must share to be translated as one batch.
+    fn batch_key(&self) -> String {
+        serde_json::json!([
+            self.model,
+            self.from,
+            self.to,
+            self.beams,
+            self.max_new_tokens,
+            self.min_new_tokens,
+            self.length_penalty,
+            self.no_repeat_ngram,
+            self.repetition_penalty
+        ])
+        .to_string()
+    }
+}
+
+/// A request refused before it reached a model: the id to echo (null when unreadable) and why.
+#[derive(Debug)]
+struct Refusal {
+    id: Value,
+    message: String,
+}
+
+/// The `"id"` of a JSON object, read as far as the text is JSON: a line cut short or broken
+/// after its id still yields it. Null when there is none to read.
+fn id_of(text: &str) -> Value {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    struct IdSeeker<'a>(&'a mut Value);
+
+    impl<'de> Visitor<'de> for IdSeeker<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                if key == "id" {
+                    *self.0 = map.next_value()?;
+                    return Ok(());
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+
+    let mut id = Value::Null;
+    // The error (the rest of the text) is the caller's to report.
+    let _ = serde_json::Deserializer::from_str(text).deserialize_map(IdSeeker(&mut id));
+    id
+}
+
+pub fn run(args: &ServeArgs) -> Result<()> {
+    match &args.http {
+        Some(addr) => http::serve(addr, args),
+        None => stdio::serve(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_id_is_read_as_far_as_the_json_goes() {
+        assert_eq!(
+            id_of(r#"{"id": {"a": [1]}, "text": "x"}"#),
+            json!({"a": [1]})
+        );
+        assert_eq!(id_of(r#"{"text": "x", "id": 3, "#), json!(3));
+        assert_eq!(id_of(r#"{"model": "m", "id": "cut"#), Value::Null);
+        assert_eq!(id_of(r#"{"text": "x"}"#), Value::Null);
+        assert_eq!(id_of("[1, 2]"), Value::Null);
+        assert_eq!(id_of("not json"), Value::Null);
+        let refusal = Request::parse(b"{\"id\": 5, \"text\": \"\xe9t\xe9\"}").unwrap_err();
+        assert_eq!(refusal.id, json!(5));
+        assert!(refusal.message.contains("offset 19"), "{}", refusal.message);
+    }
+}
