@@ -186,10 +186,14 @@ pub struct ModelArgs {
 }
 
 /// Generation flags: each overrides one setting of the model's generation_config.json.
+/// Most beams `--beams` (and a serve request's `beams`) may ask for: past this, one sentence's
+/// beams alone outgrow any batch.
+pub const MAX_BEAMS: u32 = 64;
+
 #[derive(Debug, Args)]
 pub struct GenerationArgs {
     /// Beam count (num_beams); 1 is greedy search
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_BEAMS)))]
     pub beams: Option<u32>,
 
     /// Most tokens to generate per sentence (takes precedence over the model's max_length)

@@ -9,7 +9,7 @@
 //!   that the client, still writing, can read the answer.
 //!
 //! SIGTERM or SIGINT: no new connections; requests in flight are answered; idle connections
-//! close; then the worker finishes and the process exits 0.
+//! close; then the worker finishes and the process exits 0. A second signal exits at once.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -32,7 +32,7 @@ use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::metrics::Metrics;
 use super::worker::{self, Job, Message};
-use super::Request;
+use super::{Request, Signals};
 use crate::cli::ServeArgs;
 
 /// What every connection shares.
@@ -90,13 +90,11 @@ fn bind_address(addr: &str) -> String {
 }
 
 async fn listen(addr: &str, state: Arc<State>, max_connections: usize) -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     eprintln!("dragoman: listening on http://{}", listener.local_addr()?);
-    let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?;
+    let mut signals = Signals::new().context("cannot watch for SIGTERM and SIGINT")?;
     let connections = Arc::new(Semaphore::new(max_connections));
     let (shutdown, shutting_down) = watch::channel(());
     loop {
@@ -124,10 +122,10 @@ async fn listen(addr: &str, state: Arc<State>, max_connections: usize) -> Result
                     }
                 }
             }
-            _ = term.recv() => break,
-            _ = interrupt.recv() => break,
+            _ = signals.next() => break,
         }
     }
+    tokio::spawn(signals.exit_on_next());
     drop(listener);
     let _ = shutdown.send(());
     // Every connection gives its permit back once its last request is answered.

@@ -31,7 +31,7 @@ use serde_json::Value;
 
 use dragoman::generation::GenerationOverrides;
 
-use crate::cli::ServeArgs;
+use crate::cli::{ServeArgs, MAX_BEAMS};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,10 +72,18 @@ impl Request {
                 });
             }
         };
-        serde_json::from_str::<Request>(text).map_err(|err| Refusal {
+        let request = serde_json::from_str::<Request>(text).map_err(|err| Refusal {
             id: id_of(text),
             message: format!("invalid request: {err}"),
-        })
+        })?;
+        // The CLI's bound on --beams, which clap checks there.
+        if let Some(beams) = request.beams.filter(|&b| b > MAX_BEAMS as usize) {
+            return Err(Refusal {
+                id: request.id,
+                message: format!("invalid request: beams {beams}: at most {MAX_BEAMS}"),
+            });
+        }
+        Ok(request)
     }
 
     fn overrides(&self) -> GenerationOverrides {
@@ -146,6 +154,38 @@ fn id_of(text: &str) -> Value {
     id
 }
 
+/// SIGTERM and SIGINT, watched from a tokio runtime. The first asks for a graceful stop; after
+/// it, [`Signals::exit_on_next`] makes a second one end the process at once.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The number of the next signal.
+    async fn next(&mut self) -> i32 {
+        tokio::select! {
+            _ = self.term.recv() => libc::SIGTERM,
+            _ = self.interrupt.recv() => libc::SIGINT,
+        }
+    }
+
+    /// A second signal while stopping: exit now, with the shell's status for it.
+    async fn exit_on_next(mut self) {
+        let signal = self.next().await;
+        eprintln!("dragoman: signalled again: exiting without finishing the requests in flight");
+        std::process::exit(128 + signal);
+    }
+}
+
 pub fn run(args: &ServeArgs) -> Result<()> {
     match &args.http {
         Some(addr) => http::serve(addr, args),
@@ -172,5 +212,13 @@ mod tests {
         let refusal = Request::parse(b"{\"id\": 5, \"text\": \"\xe9t\xe9\"}").unwrap_err();
         assert_eq!(refusal.id, json!(5));
         assert!(refusal.message.contains("offset 19"), "{}", refusal.message);
+        let refusal = Request::parse(br#"{"id": 6, "text": "x", "beams": 65}"#).unwrap_err();
+        assert_eq!(refusal.id, json!(6));
+        assert!(
+            refusal.message.contains("at most 64"),
+            "{}",
+            refusal.message
+        );
+        assert!(Request::parse(br#"{"text": "x", "beams": 64}"#).is_ok());
     }
 }

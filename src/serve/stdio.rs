@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::metrics::Metrics;
 use super::worker::{self, Job, Message};
-use super::{Refusal, Request};
+use super::{Refusal, Request, Signals};
 use crate::cli::ServeArgs;
 
 /// What the writer receives: answer number `n`, or the worker's end.
@@ -47,7 +47,8 @@ pub(super) fn serve(args: &ServeArgs) -> Result<()> {
     write_answers(&answers)
 }
 
-/// SIGTERM or SIGINT: stop reading; what was read is answered, then the worker exits 0.
+/// SIGTERM or SIGINT: stop reading; what was read is answered, then the worker exits 0. A
+/// second signal exits at once.
 fn watch_signals(messages: mpsc::Sender<Message>, stopping: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -57,20 +58,14 @@ fn watch_signals(messages: mpsc::Sender<Message>, stopping: Arc<AtomicBool>) {
             return;
         };
         runtime.block_on(async {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
+            let Ok(mut signals) = Signals::new() else {
                 return;
             };
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
+            signals.next().await;
+            stopping.store(true, Ordering::SeqCst);
+            let _ = messages.send(Message::Stop);
+            signals.exit_on_next().await;
         });
-        stopping.store(true, Ordering::SeqCst);
-        let _ = messages.send(Message::Stop);
     });
 }
 

@@ -563,3 +563,30 @@ fn http_answers_requests_in_flight_when_terminated_then_exits_0() {
     assert!(wait_for_exit(&mut server.child).success());
     assert!(std::net::TcpStream::connect(&server.addr).is_err());
 }
+
+#[test]
+fn stdio_exits_at_once_on_a_second_signal() {
+    let (sources, _) = greedy_reference();
+    let marian = fixture("fr-en").display().to_string();
+    let mut worker = StdioWorker::start(&[]);
+    let long_text = vec![sources[0].as_str(); 2000].join("\n");
+    let long = json!({"id": "long", "text": long_text, "model": marian, "beams": 1,
+                      "max_new_tokens": 20});
+    worker.send(format!("{long}\n").as_bytes());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    worker.signal(libc::SIGTERM);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let signalled = std::time::Instant::now();
+    worker.signal(libc::SIGTERM);
+    let status = worker.exit_status();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+    assert!(
+        signalled.elapsed().as_secs_f64() < 2.0,
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert!(
+        worker.answers.recv().is_err(),
+        "no answer to the request cut short"
+    );
+}
