@@ -185,11 +185,11 @@ pub struct ModelArgs {
     pub model: Option<String>,
 }
 
-/// Generation flags: each overrides one setting of the model's generation_config.json.
 /// Most beams `--beams` (and a serve request's `beams`) may ask for: past this, one sentence's
 /// beams alone outgrow any batch.
 pub const MAX_BEAMS: u32 = 64;
 
+/// Generation flags: each overrides one setting of the model's generation_config.json.
 #[derive(Debug, Args)]
 pub struct GenerationArgs {
     /// Beam count (num_beams); 1 is greedy search
