@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use dragoman::generation::GenerationOverrides;
+use serde::{Deserialize, Serialize};
+
+use dragoman::generation::{GenerationOverrides, MAX_BEAMS};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -185,15 +187,13 @@ pub struct ModelArgs {
     pub model: Option<String>,
 }
 
-/// Most beams `--beams` (and a serve request's `beams`) may ask for: past this, one sentence's
-/// beams alone outgrow any batch.
-pub const MAX_BEAMS: u32 = 64;
-
-/// Generation flags: each overrides one setting of the model's generation_config.json.
-#[derive(Debug, Args)]
+/// Generation settings: each overrides one setting of the model's generation_config.json.
+/// One struct for the CLI's flags (clap), serve's request fields (serde, the same names in
+/// snake_case) and serve's batching key (what requests must share to be batched).
+#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
 pub struct GenerationArgs {
     /// Beam count (num_beams); 1 is greedy search
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_BEAMS)))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_BEAMS as i64))]
     pub beams: Option<u32>,
 
     /// Most tokens to generate per sentence (takes precedence over the model's max_length)
@@ -218,6 +218,14 @@ pub struct GenerationArgs {
 }
 
 impl GenerationArgs {
+    /// The settings' names, as request fields take them (flags: with `--` and dashes).
+    pub fn field_names(&self) -> Vec<String> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn overrides(&self) -> GenerationOverrides {
         GenerationOverrides {
             num_beams: self.beams.map(|b| b as usize),
@@ -234,33 +242,33 @@ impl GenerationArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RuntimeArgs {
     /// Where to run: auto, cpu, cuda[:N] or metal
-    #[arg(long, default_value = "cpu")]
+    #[arg(global = true, long, default_value = "cpu")]
     pub device: String,
 
     /// Precision: f32; int8 (CPU: projection weights quantized at load, faster, outputs may
     /// differ slightly from f32); bf16 (CPU with AMX-BF16 or AVX512-BF16, or a GPU; outputs
     /// may differ slightly); f16 on a GPU
-    #[arg(long, default_value = "f32", value_parser = ["f32", "int8", "f16", "bf16"])]
+    #[arg(global = true, long, default_value = "f32", value_parser = ["f32", "int8", "f16", "bf16"])]
     pub dtype: String,
 
     /// CPU threads (default: all cores)
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(global = true, long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
 
     /// At most N sentences (or documents) per batch; default: as many as fit 4096 padded
     /// input tokens.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(global = true, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_batch: Option<u32>,
 
     /// Never use the network: models come from the cache only (also HF_HUB_OFFLINE=1)
-    #[arg(long)]
+    #[arg(global = true, long)]
     pub offline: bool,
 
     /// Print nothing on stderr but errors
-    #[arg(short, long, conflicts_with = "verbose")]
+    #[arg(global = true, short, long, conflicts_with = "verbose")]
     pub quiet: bool,
 
     /// Print the model used and the generation settings on stderr
-    #[arg(short, long)]
+    #[arg(global = true, short, long)]
     pub verbose: bool,
 }

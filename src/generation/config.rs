@@ -20,6 +20,10 @@ pub enum EarlyStopping {
     Never,
 }
 
+/// Most beams a search may run: past this, one sentence's beams alone outgrow any batch (and
+/// a stray request could take the worker's memory).
+pub const MAX_BEAMS: usize = 64;
+
 /// Every setting `generate()` reads that dragoman supports, each optional: a value present
 /// overrides the layer below it. Also the shape of `generation_config.json`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -197,6 +201,11 @@ impl GenerationSettings {
         if num_beams == 0 {
             return Err(Error::Setting("num_beams must be at least 1".into()));
         }
+        if num_beams > MAX_BEAMS {
+            return Err(Error::Setting(format!(
+                "num_beams {num_beams}: at most {MAX_BEAMS}"
+            )));
+        }
         let repetition_penalty = config.repetition_penalty.unwrap_or(1.0);
         if repetition_penalty <= 0.0 || !repetition_penalty.is_finite() {
             return Err(Error::Setting(format!(
@@ -280,6 +289,26 @@ mod tests {
         decoder_start: 9,
         max_positions: 512,
     };
+
+    #[test]
+    fn beams_are_bounded_both_ways() {
+        for (beams, ok) in [
+            (0, false),
+            (1, true),
+            (MAX_BEAMS, true),
+            (MAX_BEAMS + 1, false),
+        ] {
+            let config = GenerationOverrides {
+                num_beams: Some(beams),
+                ..Default::default()
+            };
+            assert_eq!(
+                GenerationSettings::resolve(&config, &MODEL).is_ok(),
+                ok,
+                "{beams}"
+            );
+        }
+    }
 
     #[test]
     fn max_new_tokens_wins_over_max_length() {

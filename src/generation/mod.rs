@@ -8,7 +8,9 @@ pub mod processors;
 
 use candle_core::Tensor;
 
-pub use config::{EarlyStopping, GenerationOverrides, GenerationSettings, ModelDefaults};
+pub use config::{
+    EarlyStopping, GenerationOverrides, GenerationSettings, ModelDefaults, MAX_BEAMS,
+};
 
 use crate::cpu::math::max_and_log_sum;
 use crate::cpu::step_attention::with_values;

@@ -25,16 +25,18 @@ mod metrics;
 mod stdio;
 mod worker;
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use serde::Deserialize;
 use serde_json::Value;
 
-use dragoman::generation::GenerationOverrides;
+use crate::cli::{GenerationArgs, ServeArgs};
 
-use crate::cli::{ServeArgs, MAX_BEAMS};
+/// Fields a request may carry besides the generation settings, for the unknown-field error.
+const REQUEST_FIELDS: &str = "id, task, text, model, to, from, lang";
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Request {
     #[serde(default)]
     id: Value,
@@ -46,12 +48,13 @@ struct Request {
     to: Option<String>,
     from: Option<String>,
     lang: Option<String>,
-    beams: Option<usize>,
-    max_new_tokens: Option<usize>,
-    min_new_tokens: Option<usize>,
-    length_penalty: Option<f64>,
-    no_repeat_ngram: Option<usize>,
-    repetition_penalty: Option<f64>,
+    /// The CLI's generation flags, by the same names.
+    #[serde(flatten)]
+    generation: GenerationArgs,
+    /// Whatever else the request holds: refused (serde cannot deny unknown fields next to a
+    /// flattened struct, so they are collected here).
+    #[serde(flatten)]
+    unknown: BTreeMap<String, Value>,
 }
 
 impl Request {
@@ -76,42 +79,22 @@ impl Request {
             id: id_of(text),
             message: format!("invalid request: {err}"),
         })?;
-        // The CLI's bound on --beams, which clap checks there.
-        if let Some(beams) = request.beams.filter(|&b| b > MAX_BEAMS as usize) {
+        if let Some(field) = request.unknown.keys().next() {
+            let settings = GenerationArgs::default().field_names().join(", ");
             return Err(Refusal {
                 id: request.id,
-                message: format!("invalid request: beams {beams}: at most {MAX_BEAMS}"),
+                message: format!(
+                    "invalid request: unknown field `{field}` (fields: {REQUEST_FIELDS}, {settings})"
+                ),
             });
         }
         Ok(request)
     }
 
-    fn overrides(&self) -> GenerationOverrides {
-        GenerationOverrides {
-            num_beams: self.beams,
-            max_new_tokens: self.max_new_tokens,
-            min_new_tokens: self.min_new_tokens,
-            length_penalty: self.length_penalty,
-            no_repeat_ngram_size: self.no_repeat_ngram,
-            repetition_penalty: self.repetition_penalty,
-            ..GenerationOverrides::default()
-        }
-    }
-
     /// What requests must share to be translated as one batch.
     fn batch_key(&self) -> String {
-        serde_json::json!([
-            self.model,
-            self.from,
-            self.to,
-            self.beams,
-            self.max_new_tokens,
-            self.min_new_tokens,
-            self.length_penalty,
-            self.no_repeat_ngram,
-            self.repetition_penalty
-        ])
-        .to_string()
+        serde_json::to_string(&(&self.model, &self.from, &self.to, &self.generation))
+            .unwrap_or_default()
     }
 }
 
@@ -212,13 +195,17 @@ mod tests {
         let refusal = Request::parse(b"{\"id\": 5, \"text\": \"\xe9t\xe9\"}").unwrap_err();
         assert_eq!(refusal.id, json!(5));
         assert!(refusal.message.contains("offset 19"), "{}", refusal.message);
-        let refusal = Request::parse(br#"{"id": 6, "text": "x", "beams": 65}"#).unwrap_err();
+        let refusal = Request::parse(br#"{"id": 6, "text": "x", "colour": 1}"#).unwrap_err();
         assert_eq!(refusal.id, json!(6));
+        assert!(refusal.message.contains("`colour`"), "{}", refusal.message);
         assert!(
-            refusal.message.contains("at most 64"),
+            refusal.message.contains("max_new_tokens"),
             "{}",
             refusal.message
         );
-        assert!(Request::parse(br#"{"text": "x", "beams": 64}"#).is_ok());
+        let request = Request::parse(br#"{"text": "x", "beams": 4, "no_repeat_ngram": 3}"#);
+        let overrides = request.unwrap().generation.overrides();
+        assert_eq!(overrides.num_beams, Some(4));
+        assert_eq!(overrides.no_repeat_ngram_size, Some(3));
     }
 }

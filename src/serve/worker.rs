@@ -198,7 +198,7 @@ fn answer(models: &mut Models, request: &Request, runtime: &RuntimeArgs) -> Resu
     match request.task.as_str() {
         "translate" => {
             let translator = models.translator(request, runtime)?;
-            translator.set_overrides(&request.overrides())?;
+            translator.set_overrides(&request.generation.overrides())?;
             let text = translate_text(translator, &request.text)?;
             Ok(without_final_newline(text))
         }
@@ -215,7 +215,7 @@ fn answer(models: &mut Models, request: &Request, runtime: &RuntimeArgs) -> Resu
                 models.summary_translators.insert(lang.clone(), translator);
             }
             let summarizer = models.summarizers.get_mut(&key).expect("inserted above");
-            summarizer.set_overrides(&request.overrides())?;
+            summarizer.set_overrides(&request.generation.overrides())?;
             let mut summary = summarizer.summarize(&request.text)?;
             if let Some(translator) = &models.summary_translators[&lang] {
                 summary = translate_text(translator, &summary)?;
@@ -233,7 +233,7 @@ fn translate_group(
     runtime: &RuntimeArgs,
 ) -> Result<Vec<String>> {
     let translator = models.translator(requests[0], runtime)?;
-    translator.set_overrides(&requests[0].overrides())?;
+    translator.set_overrides(&requests[0].generation.overrides())?;
     let texts: Vec<&str> = requests.iter().map(|r| r.text.as_str()).collect();
     translate_texts(translator, &texts)
 }

@@ -369,6 +369,23 @@ fn models_list_path_and_rm() {
         .assert()
         .success()
         .stdout(format!("{}\n", snapshot.display()));
+    // Global flags are taken after the subcommand too (issue 16: `models pull ID -q`).
+    dragoman(home.path(), &server)
+        .args([
+            "models",
+            "path",
+            "test-org/opus-mt-fr-en",
+            "--offline",
+            "-q",
+        ])
+        .assert()
+        .success()
+        .stdout(format!("{}\n", snapshot.display()));
+    dragoman(home.path(), &server)
+        .args(["models", "pull", "test-org/opus-mt-fr-en", "-q"])
+        .assert()
+        .success()
+        .stderr("");
     dragoman(home.path(), &server)
         .args(["models", "rm", "test-org/opus-mt-fr-en"])
         .assert()
