@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::models::model_dir::ModelDir;
 
 /// transformers' `early_stopping`: `true`, `false` (a heuristic) or `"never"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -54,12 +55,7 @@ impl GenerationOverrides {
     /// Reads `generation_config.json` in `dir`. A repo without one gets its generation
     /// settings from `config.json`, as transformers' `GenerationConfig.from_model_config` does.
     pub fn from_model_dir(dir: &Path) -> Result<Self> {
-        let own = dir.join("generation_config.json");
-        let path = if own.is_file() {
-            own
-        } else {
-            dir.join("config.json")
-        };
+        let path = ModelDir::new(dir).generation_config_path();
         let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
         serde_json::from_str(&text)
             .map_err(|e| Error::file(&path, format!("invalid generation settings: {e}")))
@@ -68,12 +64,7 @@ impl GenerationOverrides {
     /// Settings in the generation config of `dir` that change transformers' output but that
     /// dragoman does not implement, as "key = value" strings (empty when all is supported).
     pub fn unsupported_in(dir: &Path) -> Vec<String> {
-        let own = dir.join("generation_config.json");
-        let path = if own.is_file() {
-            own
-        } else {
-            dir.join("config.json")
-        };
+        let path = ModelDir::new(dir).generation_config_path();
         let raw: Value = match std::fs::read_to_string(&path)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::id::{is_commit_hash, HubId};
 use crate::error::{Error, Result};
+use crate::models::model_dir::ModelDir;
+use crate::models::ModelConfig;
 
 /// The hub cache directory as huggingface_hub computes it: `$HF_HUB_CACHE`, else
 /// `$HF_HOME/hub`, else `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
@@ -50,34 +52,7 @@ pub fn cached_commit(cache: &Path, id: &HubId) -> Option<String> {
 pub fn cached_snapshot(cache: &Path, id: &HubId) -> Option<PathBuf> {
     let commit = cached_commit(cache, id)?;
     let snapshot = repo_dir(cache, id).join("snapshots").join(commit);
-    is_complete(&snapshot).then_some(snapshot)
-}
-
-/// Whether `dir` holds what loading a model needs: config.json, weights (every shard of
-/// an index), and tokenizer files.
-pub fn is_complete(dir: &Path) -> bool {
-    let has = |name: &str| dir.join(name).is_file();
-    let shards_present = |index: &str| {
-        std::fs::read_to_string(dir.join(index))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| {
-                v.get("weight_map")?
-                    .as_object()
-                    .map(|m| m.values().filter_map(|f| f.as_str()).all(has))
-            })
-            .unwrap_or(false)
-    };
-    let weights = has("model.safetensors")
-        || has("pytorch_model.bin")
-        || shards_present("model.safetensors.index.json")
-        || shards_present("pytorch_model.bin.index.json");
-    has("config.json") && weights && has_tokenizer_files(has)
-}
-
-/// Whether a repo's files (`has` answers for a name) include a tokenizer dragoman reads.
-pub fn has_tokenizer_files(has: impl Fn(&str) -> bool) -> bool {
-    has("tokenizer.json") || has("spiece.model") || (has("source.spm") && has("vocab.json"))
+    ModelDir::new(&snapshot).is_complete().then_some(snapshot)
 }
 
 /// A model found in the cache.
@@ -139,10 +114,7 @@ pub fn scan(cache: &Path) -> Vec<CachedModel> {
                     .flatten()
                     .map(|e| e.path().join("config.json")),
             )
-            .find_map(|config| {
-                let text = std::fs::read_to_string(config).ok()?;
-                serde_json::from_str::<serde_json::Value>(&text).ok()
-            });
+            .find_map(|config| ModelConfig::read(&config).ok().map(|c| c.raw));
         let model_type = config
             .as_ref()
             .and_then(|c| c.get("model_type")?.as_str().map(str::to_string));

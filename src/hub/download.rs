@@ -20,6 +20,7 @@ use sha2::Digest;
 use super::cache;
 use super::id::HubId;
 use crate::error::{Error, Result};
+use crate::models::model_dir::{self, ModelDir};
 use crate::models::ModelConfig;
 
 /// Tokenizer and configuration files, fetched when the repo has them.
@@ -41,14 +42,6 @@ const SMALL_FILES: &[&str] = &[
 
 const NO_TOKENIZER: &str =
     "the repo lacks a tokenizer dragoman can read (tokenizer.json, spiece.model or source.spm + vocab.json)";
-
-/// Weight layouts in order of preference, as transformers prefers them.
-const WEIGHTS: &[&str] = &[
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-];
 
 /// Fetches (or refreshes) `id` into `cache` and returns its snapshot directory.
 pub fn fetch(cache_dir: &Path, id: &HubId, show_progress: bool) -> Result<PathBuf> {
@@ -110,24 +103,21 @@ pub fn fetch(cache_dir: &Path, id: &HubId, show_progress: bool) -> Result<PathBu
         download(name)?;
     }
     // Checked before the large files too, from the repo listing.
-    if !cache::has_tokenizer_files(has) {
+    if !model_dir::has_tokenizer_files(has) {
         return Err(Error::Model {
             model: id.to_string(),
             message: NO_TOKENIZER.into(),
         });
     }
-    let weights = WEIGHTS
-        .iter()
-        .find(|w| has(w))
-        .ok_or_else(|| Error::Model {
-            model: id.to_string(),
-            message:
-                "the repo has no weights dragoman can read (model.safetensors or pytorch_model.bin)"
-                    .into(),
-        })?;
-    let weights_path = download(weights)?;
-    if weights.ends_with(".index.json") {
-        for shard in shards(&weights_path)? {
+    let weights = model_dir::preferred_weights(has).ok_or_else(|| Error::Model {
+        model: id.to_string(),
+        message:
+            "the repo has no weights dragoman can read (model.safetensors or pytorch_model.bin)"
+                .into(),
+    })?;
+    let weights_path = download(weights.file)?;
+    if weights.sharded {
+        for shard in model_dir::shard_names(&weights_path)? {
             download(&shard)?;
         }
     }
@@ -135,7 +125,7 @@ pub fn fetch(cache_dir: &Path, id: &HubId, show_progress: bool) -> Result<PathBu
     let snapshot = cache::repo_dir(cache_dir, id)
         .join("snapshots")
         .join(&commit);
-    if !cache::is_complete(&snapshot) {
+    if !ModelDir::new(&snapshot).is_complete() {
         return Err(Error::Model {
             model: id.to_string(),
             message: "the downloaded files do not form a complete model (config, weights, tokenizer); run the command again".into(),
@@ -163,24 +153,6 @@ fn check_family(id: &HubId, config: &Path) -> Result<()> {
         model: id.to_string(),
         message: config.unsupported_message(),
     })
-}
-
-fn shards(index: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(index).map_err(|e| Error::file(index, e))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::file(index, format!("invalid index: {e}")))?;
-    let mut names: Vec<String> = value
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .map(|m| {
-            m.values()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names.dedup();
-    Ok(names)
 }
 
 /// Checks a downloaded file against the etag its blob is named after: the sha256 of the

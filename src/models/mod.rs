@@ -6,6 +6,7 @@
 pub mod bart;
 pub mod layers;
 pub mod marian;
+pub mod model_dir;
 pub mod t5;
 pub mod weights;
 
@@ -229,7 +230,7 @@ pub fn load(
     device: &candle_core::Device,
 ) -> Result<Box<dyn Seq2Seq>> {
     use crate::error::Error;
-    let config = ModelConfig::read(&dir.join("config.json"))?;
+    let config = model_dir::ModelDir::new(dir).config()?;
     fn parse<T: serde::de::DeserializeOwned>(config: &ModelConfig) -> Result<T> {
         serde_json::from_value(config.raw.clone()).map_err(|e| {
             Error::file(

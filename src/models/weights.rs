@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cpu::huge_pages;
+use crate::models::model_dir::{ModelDir, WeightFormat};
 use crate::models::Precision;
 use candle_core::{DType, Device, Tensor};
 
@@ -31,54 +32,34 @@ impl Weights {
     /// Finds and reads the checkpoint in `dir`.
     pub fn load(dir: &Path, precision: Precision, device: &Device) -> Result<Self> {
         let dtype = precision.dtype_on(device);
-        let candidates = [
-            ("model.safetensors", Format::Safetensors, false),
-            ("model.safetensors.index.json", Format::Safetensors, true),
-            ("pytorch_model.bin", Format::Pickle, false),
-            ("pytorch_model.bin.index.json", Format::Pickle, true),
-        ];
-        for (name, format, sharded) in candidates {
-            let path = dir.join(name);
-            if !path.is_file() {
-                continue;
+        let (layout, files) = ModelDir::new(dir).weight_files()?;
+        let mut tensors = HashMap::new();
+        // Mapped values serve only f32 on the CPU; anything else is converted at load.
+        let map_f32 = dtype == DType::F32 && device.is_cpu();
+        for file in &files {
+            let read = match layout.format {
+                WeightFormat::Safetensors => read_safetensors(file, map_f32),
+                WeightFormat::Pickle => read_pickle(file),
             }
-            let files = if sharded {
-                shard_files(&path)?
-            } else {
-                vec![path.clone()]
-            };
-            let mut tensors = HashMap::new();
-            // Mapped values serve only f32 on the CPU; anything else is converted at load.
-            let map_f32 = dtype == DType::F32 && device.is_cpu();
-            for file in &files {
-                let read = match format {
-                    Format::Safetensors => read_safetensors(file, map_f32),
-                    Format::Pickle => read_pickle(file),
-                }
-                .map_err(|e| Error::file(file, format!("cannot read weights: {e}")))?;
-                for (name, stored) in read {
-                    let stored = match stored {
-                        Stored::Tensor(tensor) => Stored::Tensor(
-                            tensor
-                                .to_dtype(dtype)
-                                .and_then(|t| t.to_device(device))
-                                .map_err(|e| Error::file(file, format!("tensor {name}: {e}")))?,
-                        ),
-                        mapped => mapped,
-                    };
-                    tensors.insert(name, stored);
-                }
+            .map_err(|e| Error::file(file, format!("cannot read weights: {e}")))?;
+            for (name, stored) in read {
+                let stored = match stored {
+                    Stored::Tensor(tensor) => Stored::Tensor(
+                        tensor
+                            .to_dtype(dtype)
+                            .and_then(|t| t.to_device(device))
+                            .map_err(|e| Error::file(file, format!("tensor {name}: {e}")))?,
+                    ),
+                    mapped => mapped,
+                };
+                tensors.insert(name, stored);
             }
-            return Ok(Self {
-                tensors: RefCell::new(tensors),
-                source: path,
-                precision,
-            });
         }
-        Err(Error::file(
-            dir,
-            "no weights found (expected model.safetensors, model.safetensors.index.json or pytorch_model.bin)",
-        ))
+        Ok(Self {
+            tensors: RefCell::new(tensors),
+            source: dir.join(layout.file),
+            precision,
+        })
     }
 
     /// The precision the model is loaded in (projections are quantized for `Int8`).
@@ -222,12 +203,6 @@ impl Drop for MappedF32 {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Format {
-    Safetensors,
-    Pickle,
-}
-
 /// Reads each tensor of a safetensors file straight into its own buffer, in parallel.
 ///
 /// candle's loader reads the whole file into memory and then copies every tensor out of it,
@@ -355,29 +330,6 @@ fn read_pickle(file: &Path) -> std::result::Result<Vec<(String, Stored)>, String
         .into_iter()
         .map(|(name, tensor)| (name, Stored::Tensor(tensor)))
         .collect())
-}
-
-/// The distinct shard files named by a `*.index.json` weight map, in a stable order.
-fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
-    #[derive(serde::Deserialize)]
-    struct Index {
-        weight_map: HashMap<String, String>,
-    }
-    let text = std::fs::read_to_string(index).map_err(|e| Error::file(index, e))?;
-    let parsed: Index = serde_json::from_str(&text)
-        .map_err(|e| Error::file(index, format!("invalid index: {e}")))?;
-    let mut names: Vec<&String> = parsed.weight_map.values().collect();
-    names.sort();
-    names.dedup();
-    let dir = index.parent().unwrap_or(Path::new("."));
-    let files: Vec<PathBuf> = names.into_iter().map(|n| dir.join(n)).collect();
-    if let Some(missing) = files.iter().find(|f| !f.is_file()) {
-        return Err(Error::file(
-            missing,
-            format!("shard listed in {} is missing", index.display()),
-        ));
-    }
-    Ok(files)
 }
 
 #[cfg(test)]

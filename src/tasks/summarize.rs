@@ -9,7 +9,8 @@
 use std::ops::Range;
 use std::path::Path;
 
-use crate::models::Precision;
+use crate::models::model_dir::ModelDir;
+use crate::models::{ModelConfig, Precision};
 use candle_core::Device;
 use serde_json::Value;
 
@@ -43,10 +44,7 @@ struct TaskParameters {
 
 impl TaskParameters {
     fn read(dir: &Path) -> Result<Option<Self>> {
-        let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
-        let config: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::file(&path, format!("invalid JSON: {e}")))?;
+        let ModelConfig { path, raw: config } = ModelDir::new(dir).config()?;
         let Some(params) = config
             .get("task_specific_params")
             .and_then(|t| t.get("summarization"))
