@@ -4,9 +4,10 @@
 //! one token at a time over rows that may be beams of the same sentence.
 
 pub mod bart;
+pub(crate) mod encoder_decoder;
 pub mod layers;
 pub mod marian;
-pub mod model_dir;
+pub(crate) mod model_dir;
 pub mod t5;
 pub mod weights;
 
@@ -239,27 +240,18 @@ pub fn load(
             )
         })
     }
+    // The BART-like families are their config's architecture on one shared stack.
+    let architecture = match config.model_type() {
+        "marian" => Some(parse::<marian::MarianConfig>(&config)?.architecture()),
+        "bart" => Some(parse::<bart::BartConfig>(&config)?.architecture(bart::Variant::Bart)),
+        "mbart" => Some(parse::<bart::BartConfig>(&config)?.architecture(bart::Variant::MBart)),
+        _ => None,
+    };
+    if let Some(architecture) = architecture {
+        let model = encoder_decoder::EncoderDecoder::load(&architecture, dir, precision, device)?;
+        return Ok(Box::new(model));
+    }
     Ok(match config.model_type() {
-        "marian" => Box::new(marian::Marian::load(
-            &parse(&config)?,
-            dir,
-            precision,
-            device,
-        )?),
-        "bart" => Box::new(bart::Bart::load(
-            &parse(&config)?,
-            bart::Variant::Bart,
-            dir,
-            precision,
-            device,
-        )?),
-        "mbart" => Box::new(bart::Bart::load(
-            &parse(&config)?,
-            bart::Variant::MBart,
-            dir,
-            precision,
-            device,
-        )?),
         kind @ ("t5" | "mt5") => Box::new(t5::T5::load(
             &parse(&config)?,
             kind,

@@ -87,10 +87,6 @@ impl ModelDir {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn has(&self, name: &str) -> bool {
         self.path.join(name).is_file()
     }

@@ -8,4 +8,4 @@ mod config;
 mod model;
 
 pub use config::BartConfig;
-pub use model::{Bart, Variant};
+pub use model::Variant;

@@ -8,4 +8,3 @@ mod config;
 mod model;
 
 pub use config::MarianConfig;
-pub use model::Marian;

@@ -1,0 +1,335 @@
+//! The encoder-decoder stack the BART-like families share (Marian, BART, mBART; m2m_100 is
+//! the same with other positions): scaled token embeddings plus positions, an optional
+//! `layernorm_embedding`, post- or pre-norm layers, a final LayerNorm per stack for pre-norm
+//! models, and an output head with `final_logits_bias`. A family is its config turned into an
+//! [`Architecture`]; this file loads the weights and runs the model.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::LayerNorm;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::models::layers::{
+    checked_activation, encode_layers, layer_norm, DecoderLayer, Embedding, EncoderLayer, Linear,
+    StackShape,
+};
+use crate::models::weights::Weights;
+use crate::models::{DecoderState, Encoded, Precision, Seq2Seq, SpecialTokens};
+
+/// transformers' LayerNorm epsilon for these families (fixed there too).
+const LAYER_NORM_EPS: f64 = 1e-5;
+
+/// Where a family's positions come from.
+#[derive(Clone, Copy)]
+pub enum Positions {
+    /// A table the family computes (rows × d_model), not stored; shared by both stacks.
+    Computed(fn(usize, usize, &Device) -> candle_core::Result<Tensor>),
+    /// Learned tables, `{stack}.embed_positions.weight`, their first `offset` rows unused.
+    Learned { offset: usize },
+}
+
+/// The keys of config.json these families share, by the same names and with transformers'
+/// defaults (a family's config flattens it in).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StackConfig {
+    pub vocab_size: usize,
+    pub d_model: usize,
+    pub encoder_layers: usize,
+    pub decoder_layers: usize,
+    pub encoder_attention_heads: usize,
+    pub decoder_attention_heads: usize,
+    pub encoder_ffn_dim: usize,
+    pub decoder_ffn_dim: usize,
+    #[serde(default = "default_activation")]
+    pub activation_function: String,
+    #[serde(default = "default_max_positions")]
+    pub max_position_embeddings: usize,
+    #[serde(default)]
+    pub scale_embedding: bool,
+}
+
+fn default_activation() -> String {
+    "gelu".into()
+}
+
+fn default_max_positions() -> usize {
+    1024
+}
+
+/// What a family's config says about the network.
+pub struct Architecture {
+    pub stack: StackConfig,
+    pub special: SpecialTokens,
+    /// The decoder's vocabulary (the encoder's is `stack.vocab_size`).
+    pub target_vocab: usize,
+    /// The decoder reads its own table, `model.decoder.embed_tokens.weight`.
+    pub separate_decoder_embeddings: bool,
+    /// The head is the decoder embeddings even where `lm_head.weight` is stored (otherwise
+    /// they are the head only where it is not).
+    pub tie_head: bool,
+    pub positions: Positions,
+    /// `layernorm_embedding` after the embeddings and positions.
+    pub embedding_norm: bool,
+    /// Pre-norm layers, and a final `layer_norm` on each stack.
+    pub pre_norm: bool,
+}
+
+pub struct EncoderDecoder {
+    encoder_embed: Embedding,
+    decoder_embed: Embedding,
+    embed_scale: f64,
+    encoder: Stack<EncoderLayer>,
+    decoder: Stack<DecoderLayer>,
+    /// The output projection, with `final_logits_bias`.
+    lm_head: Linear,
+    special: SpecialTokens,
+    max_positions: usize,
+    target_vocab: usize,
+}
+
+/// One side of the model: positions, the embedding LayerNorm, the layers, the final LayerNorm.
+struct Stack<L> {
+    positions: Tensor,
+    /// Rows of `positions` before position 0.
+    offset: usize,
+    embed_norm: Option<LayerNorm>,
+    layers: Vec<L>,
+    final_norm: Option<LayerNorm>,
+    shape: StackShape,
+}
+
+impl<L> Stack<L> {
+    fn load(
+        w: &Weights,
+        prefix: &str,
+        a: &Architecture,
+        (n_layers, shape): (usize, StackShape),
+        computed: Option<&Tensor>,
+        load_layer: impl Fn(&Weights, &str, &StackShape) -> Result<L>,
+    ) -> Result<Self> {
+        let d = shape.dim;
+        let (positions, offset) = match (a.positions, computed) {
+            (Positions::Learned { offset }, _) => (
+                w.get(
+                    &format!("{prefix}.embed_positions.weight"),
+                    &[a.stack.max_position_embeddings + offset, d],
+                )?,
+                offset,
+            ),
+            (Positions::Computed(_), Some(table)) => (table.clone(), 0),
+            (Positions::Computed(_), None) => unreachable!("computed positions come with a table"),
+        };
+        let norm = |name: &str| layer_norm(w, &format!("{prefix}.{name}"), d, LAYER_NORM_EPS);
+        Ok(Self {
+            positions,
+            offset,
+            embed_norm: a
+                .embedding_norm
+                .then(|| norm("layernorm_embedding"))
+                .transpose()?,
+            layers: (0..n_layers)
+                .map(|i| load_layer(w, &format!("{prefix}.layers.{i}"), &shape))
+                .collect::<Result<Vec<_>>>()?,
+            final_norm: a.pre_norm.then(|| norm("layer_norm")).transpose()?,
+            shape,
+        })
+    }
+
+    /// Token embeddings [B, T, D] plus positions from `first`, through `layernorm_embedding`.
+    fn embed(&self, tokens: &Tensor, first: usize) -> candle_core::Result<Tensor> {
+        let t = tokens.dim(1)?;
+        let positions = self.positions.narrow(0, first + self.offset, t)?;
+        let h = tokens.broadcast_add(&positions)?;
+        match &self.embed_norm {
+            Some(norm) => norm.forward(&h),
+            None => Ok(h),
+        }
+    }
+
+    fn finish(&self, h: Tensor) -> candle_core::Result<Tensor> {
+        match &self.final_norm {
+            Some(norm) => norm.forward(&h),
+            None => Ok(h),
+        }
+    }
+}
+
+impl EncoderDecoder {
+    /// Loads the checkpoint in `dir` (whose config.json `a` was read from).
+    pub fn load(
+        a: &Architecture,
+        dir: &Path,
+        precision: Precision,
+        device: &Device,
+    ) -> Result<Self> {
+        let w = Weights::load(dir, precision, device)?;
+        let c = &a.stack;
+        let d = c.d_model;
+        let activation = checked_activation(
+            &dir.join("config.json"),
+            &c.activation_function,
+            d,
+            [
+                ("encoder", c.encoder_attention_heads),
+                ("decoder", c.decoder_attention_heads),
+            ],
+        )?;
+        let precision = w.precision();
+        // Tied checkpoints store the shared embedding under one of these names only.
+        let shared = w.matrix(
+            &["model.shared.weight", "model.encoder.embed_tokens.weight"],
+            &[c.vocab_size, d],
+        )?;
+        let encoder_embed = Embedding::new(shared, precision)?;
+        let decoder_embed = if a.separate_decoder_embeddings {
+            let table = w.matrix(&["model.decoder.embed_tokens.weight"], &[a.target_vocab, d])?;
+            Embedding::new(table, precision)?
+        } else {
+            encoder_embed.clone()
+        };
+        let (dtype, embed_device) = (decoder_embed.dtype(), decoder_embed.device().clone());
+        let final_logits_bias = if w.contains("final_logits_bias") {
+            w.get("final_logits_bias", &[1, a.target_vocab])?
+        } else {
+            Tensor::zeros((1, a.target_vocab), dtype, &embed_device)?
+        };
+        let bias = Some(final_logits_bias.flatten_all()?);
+        let lm_head = if a.tie_head || !w.contains("lm_head.weight") {
+            decoder_embed.tied_head(bias)?
+        } else {
+            let head = w.matrix(&["lm_head.weight"], &[a.target_vocab, d])?;
+            Linear::with_precision(head, bias, precision)?
+        };
+
+        let shape = |heads, ffn| StackShape {
+            dim: d,
+            heads,
+            ffn,
+            layer_norm_eps: LAYER_NORM_EPS,
+            activation,
+            pre_norm: a.pre_norm,
+        };
+        let computed = match a.positions {
+            Positions::Computed(table) => {
+                Some(table(c.max_position_embeddings, d, &embed_device)?.to_dtype(dtype)?)
+            }
+            Positions::Learned { .. } => None,
+        };
+        let encoder = Stack::load(
+            &w,
+            "model.encoder",
+            a,
+            (
+                c.encoder_layers,
+                shape(c.encoder_attention_heads, c.encoder_ffn_dim),
+            ),
+            computed.as_ref(),
+            EncoderLayer::load,
+        )?;
+        let decoder = Stack::load(
+            &w,
+            "model.decoder",
+            a,
+            (
+                c.decoder_layers,
+                shape(c.decoder_attention_heads, c.decoder_ffn_dim),
+            ),
+            computed.as_ref(),
+            DecoderLayer::load,
+        )?;
+        Ok(Self {
+            encoder_embed,
+            decoder_embed,
+            embed_scale: if c.scale_embedding {
+                (d as f64).sqrt()
+            } else {
+                1.0
+            },
+            encoder,
+            decoder,
+            lm_head,
+            special: a.special.clone(),
+            max_positions: c.max_position_embeddings,
+            target_vocab: a.target_vocab,
+        })
+    }
+
+    /// Scaled token embeddings.
+    fn tokens(&self, table: &Embedding, ids: &Tensor) -> candle_core::Result<Tensor> {
+        let tokens = table.lookup(ids)?;
+        if self.embed_scale == 1.0 {
+            Ok(tokens)
+        } else {
+            tokens * self.embed_scale
+        }
+    }
+}
+
+impl Seq2Seq for EncoderDecoder {
+    fn encode(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Encoded> {
+        let (_, s) = input_ids.dims2()?;
+        if s > self.max_positions {
+            return Err(Error::Input(format!(
+                "input of {s} tokens exceeds the model's {} positions",
+                self.max_positions
+            )));
+        }
+        let mask = attention_mask.to_dtype(self.encoder_embed.dtype())?;
+        let stack = &self.encoder;
+        let h = stack.embed(&self.tokens(&self.encoder_embed, input_ids)?, 0)?;
+        let h = encode_layers(&stack.layers, h, &mask, &stack.shape)?;
+        Ok(Encoded {
+            hidden: stack.finish(h)?,
+            mask,
+        })
+    }
+
+    fn start_decoding(&self, encoded: &Encoded, rows_per_input: usize) -> Result<DecoderState> {
+        DecoderState::start(
+            encoded,
+            rows_per_input,
+            self.decoder.layers.iter(),
+            |layer, hidden| layer.cross_key_values(hidden),
+        )
+    }
+
+    fn decode_step(&self, tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
+        if state.position >= self.max_positions {
+            return Err(Error::Setting(format!(
+                "generation reached the model's {} positions; lower --max-new-tokens",
+                self.max_positions
+            )));
+        }
+        let n = tokens.dim(0)?;
+        let stack = &self.decoder;
+        let tokens = self.tokens(&self.decoder_embed, &tokens.reshape((n, 1))?)?;
+        let mut h = stack.embed(&tokens, state.position)?;
+        for (layer, cache) in stack.layers.iter().zip(state.layers.iter_mut()) {
+            h = layer.forward(
+                &h,
+                cache,
+                &state.cross_mask,
+                state.rows_per_input,
+                &stack.shape,
+            )?;
+        }
+        state.position += 1;
+        let h = stack.finish(h)?.reshape((n, ()))?;
+        let logits = self.lm_head.forward(&h)?;
+        Ok(logits.to_dtype(DType::F32)?)
+    }
+
+    fn special_tokens(&self) -> &SpecialTokens {
+        &self.special
+    }
+
+    fn max_input_tokens(&self) -> usize {
+        self.max_positions
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.target_vocab
+    }
+}
