@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::config::{EarlyStopping, GenerationSettings};
 use super::processors::{processors_for, LogitsProcessor};
-use super::{log_softmax_of, with_step_logits};
+use super::{log_softmax_of, with_step_logits, Hypothesis};
 use crate::error::Result;
 use crate::models::{Encoded, Seq2Seq};
 
@@ -35,7 +35,7 @@ pub fn generate(
     model: &dyn Seq2Seq,
     encoded: &Encoded,
     settings: &GenerationSettings,
-) -> Result<Vec<Vec<u32>>> {
+) -> Result<Vec<Vec<Hypothesis>>> {
     let device = encoded.hidden.device();
     let batch = encoded.hidden.dim(0)?;
     let beams = settings.num_beams;
@@ -97,14 +97,16 @@ pub fn generate(
         active = still_active;
         cur_len += 1;
     }
+    // The finished hypotheses are kept sorted best first, as transformers returns them.
+    let returned = settings.num_return_sequences;
     Ok(sentences
         .into_iter()
         .map(|s| {
             s.finished
                 .into_iter()
-                .next()
-                .map(|f| f.0)
-                .unwrap_or_default()
+                .take(returned)
+                .map(|(ids, score, _)| Hypothesis { ids, score })
+                .collect()
         })
         .collect())
 }

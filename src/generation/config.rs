@@ -30,6 +30,8 @@ pub const MAX_BEAMS: usize = 64;
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct GenerationOverrides {
     pub num_beams: Option<usize>,
+    /// Sequences returned per input (transformers' `num_return_sequences`): the n best beams.
+    pub num_return_sequences: Option<usize>,
     pub max_length: Option<usize>,
     pub max_new_tokens: Option<usize>,
     pub min_length: Option<usize>,
@@ -121,6 +123,7 @@ impl GenerationOverrides {
         }
         take!(
             num_beams,
+            num_return_sequences,
             max_length,
             max_new_tokens,
             min_length,
@@ -146,6 +149,7 @@ impl GenerationOverrides {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct GenerationSettings {
     pub num_beams: usize,
+    pub num_return_sequences: usize,
     pub max_length: usize,
     pub min_length: usize,
     pub length_penalty: f64,
@@ -197,6 +201,14 @@ impl GenerationSettings {
                 "num_beams {num_beams}: at most {MAX_BEAMS}"
             )));
         }
+        let num_return_sequences = config.num_return_sequences.unwrap_or(1);
+        if num_return_sequences == 0 || num_return_sequences > num_beams {
+            // transformers: "greedy methods ... cannot return more than one sequence";
+            // beam search: "num_return_sequences has to be smaller or equal to num_beams".
+            return Err(Error::Setting(format!(
+                "num_return_sequences {num_return_sequences}: between 1 and num_beams ({num_beams})"
+            )));
+        }
         let repetition_penalty = config.repetition_penalty.unwrap_or(1.0);
         if repetition_penalty <= 0.0 || !repetition_penalty.is_finite() {
             return Err(Error::Setting(format!(
@@ -223,6 +235,7 @@ impl GenerationSettings {
             .collect();
         Ok(Self {
             num_beams,
+            num_return_sequences,
             max_length,
             min_length,
             length_penalty,

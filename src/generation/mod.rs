@@ -17,13 +17,23 @@ use crate::cpu::step_attention::with_values;
 use crate::error::Result;
 use crate::models::{Encoded, Seq2Seq};
 
-/// Generates one sequence per encoded input (decoder start token first, EOS last when the
-/// model finished before `max_length`).
+/// One generated sequence (decoder start token first, EOS last when the model finished before
+/// `max_length`) and its score, as transformers scores it: beam search's `sequences_scores`
+/// (the sum of the log-probabilities over the length penalty); under greedy search the mean of
+/// `compute_transition_scores(normalize_logits=True)` over the generated tokens, up to and
+/// including the first EOS (a forced token counts, with log-probability 0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hypothesis {
+    pub ids: Vec<u32>,
+    pub score: f32,
+}
+
+/// Generates `num_return_sequences` hypotheses per encoded input, best first.
 pub fn generate(
     model: &dyn Seq2Seq,
     encoded: &Encoded,
     settings: &GenerationSettings,
-) -> Result<Vec<Vec<u32>>> {
+) -> Result<Vec<Vec<Hypothesis>>> {
     if settings.num_beams == 1 {
         greedy::generate(model, encoded, settings)
     } else {

@@ -7,7 +7,7 @@ use crate::models::Precision;
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::Result;
-use crate::generation::{self, GenerationOverrides, GenerationSettings, ModelDefaults};
+use crate::generation::{self, GenerationOverrides, GenerationSettings, Hypothesis, ModelDefaults};
 use crate::models::{self, Seq2Seq};
 use crate::tokenizer::Tokenizer;
 
@@ -113,17 +113,33 @@ impl Engine {
         }
     }
 
-    /// Token ids the model generates for each of `sentences` (decoder start token first).
-    /// Sentences are batched by length; results come back in input order.
+    /// Token ids the model generates for each of `sentences` (decoder start token first):
+    /// the best of [`Engine::generate`].
     pub fn generate_ids(&self, sentences: &[Vec<u32>]) -> Result<Vec<Vec<u32>>> {
+        Ok(self
+            .generate(sentences)?
+            .into_iter()
+            .map(|hypotheses| {
+                hypotheses
+                    .into_iter()
+                    .next()
+                    .map(|h| h.ids)
+                    .unwrap_or_default()
+            })
+            .collect())
+    }
+
+    /// The `num_return_sequences` best hypotheses for each of `sentences`, with their scores.
+    /// Sentences are batched by length; results come back in input order.
+    pub fn generate(&self, sentences: &[Vec<u32>]) -> Result<Vec<Vec<Hypothesis>>> {
         // On a thread of rayon's pool. Called from outside it, each of a step's dozens of
         // parallel loops is handed to the pool while this thread sleeps and wakes again; from
         // inside, they fork and join in place (one sentence at a time: 20 -> 18 s, sys time
         // 3.4 -> 1.3 s).
-        rayon::scope(|_| self.generate_ids_on_pool(sentences))
+        rayon::scope(|_| self.generate_on_pool(sentences))
     }
 
-    fn generate_ids_on_pool(&self, sentences: &[Vec<u32>]) -> Result<Vec<Vec<u32>>> {
+    fn generate_on_pool(&self, sentences: &[Vec<u32>]) -> Result<Vec<Vec<Hypothesis>>> {
         let mut order: Vec<usize> = (0..sentences.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(sentences[i].len()));
         let mut results = vec![Vec::new(); sentences.len()];
@@ -148,7 +164,7 @@ impl Engine {
     fn generate_batch<'a>(
         &self,
         batch: impl ExactSizeIterator<Item = &'a [u32]> + Clone,
-    ) -> Result<Vec<Vec<u32>>> {
+    ) -> Result<Vec<Vec<Hypothesis>>> {
         let rows = batch.len();
         let width = batch.clone().map(<[u32]>::len).max().unwrap_or(0);
         let pad = self.model.special_tokens().pad;

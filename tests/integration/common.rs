@@ -48,6 +48,12 @@ pub struct Case {
 pub struct Output {
     pub ids: Vec<u32>,
     pub text: String,
+    /// transformers' score of the sequence (the Marian fixtures).
+    #[serde(default)]
+    pub score: Option<f32>,
+    /// With num_return_sequences: every returned sequence, best first.
+    #[serde(default)]
+    pub alternatives: Option<Vec<Output>>,
 }
 
 pub fn expected(name: &str) -> Expected {
@@ -64,6 +70,7 @@ pub fn overrides(kwargs: &serde_json::Map<String, Value>) -> GenerationOverrides
     for (key, value) in kwargs {
         match key.as_str() {
             "num_beams" => o.num_beams = Some(int(value)),
+            "num_return_sequences" => o.num_return_sequences = Some(int(value)),
             "max_new_tokens" => o.max_new_tokens = Some(int(value)),
             "max_length" => o.max_length = Some(int(value)),
             "min_new_tokens" => o.min_new_tokens = Some(int(value)),

@@ -96,30 +96,45 @@ fn check_generation_with(name: &str, mut subject: impl Subject) {
         subject.set_overrides(&overrides(&case.kwargs));
         let engine = subject.engine();
         let generated = if case.batched {
-            engine.generate_ids(&sources).unwrap()
+            engine.generate(&sources).unwrap()
         } else {
             sources
                 .iter()
-                .map(|s| {
-                    engine
-                        .generate_ids(std::slice::from_ref(s))
-                        .unwrap()
-                        .remove(0)
-                })
+                .map(|s| engine.generate(std::slice::from_ref(s)).unwrap().remove(0))
                 .collect()
         };
-        for (i, (ids, want)) in generated.iter().zip(&case.outputs).enumerate() {
+        for (i, (hypotheses, want)) in generated.iter().zip(&case.outputs).enumerate() {
             let label = format!(
                 "{name}/{} (batched: {}) sentence {i}",
                 case.name, case.batched
             );
-            assert_eq!(ids, &strip_padding(&want.ids, pad, &eos), "{label}: ids");
+            // All returned sequences, best first, where transformers returned several.
+            let wanted = want
+                .alternatives
+                .as_deref()
+                .unwrap_or(std::slice::from_ref(want));
             assert_eq!(
-                engine.tokenizer().decode(ids).unwrap(),
-                want.text,
-                "{label}: text"
+                hypotheses.len(),
+                wanted.len(),
+                "{label}: returned sequences"
             );
-            distinct.insert(ids.clone());
+            for (k, (got, want)) in hypotheses.iter().zip(wanted).enumerate() {
+                let label = format!("{label} sequence {k}");
+                assert_eq!(got.ids, strip_padding(&want.ids, pad, &eos), "{label}: ids");
+                assert_eq!(
+                    engine.tokenizer().decode(&got.ids).unwrap(),
+                    want.text,
+                    "{label}: text"
+                );
+                if let Some(score) = want.score {
+                    assert!(
+                        (got.score - score).abs() <= 1e-4,
+                        "{label}: score {} against transformers' {score}",
+                        got.score
+                    );
+                }
+            }
+            distinct.insert(hypotheses[0].ids.clone());
         }
     }
     // The fixture is only a sharp test if the model says different things for different inputs.
