@@ -196,6 +196,11 @@ pub struct GenerationArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_BEAMS as i64))]
     pub beams: Option<u32>,
 
+    /// Return the N best translations of each sentence (num_return_sequences; at most the
+    /// beams): the text output keeps the best, JSON lists all N under `alternatives`
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_BEAMS as i64))]
+    pub alternatives: Option<u32>,
+
     /// Most tokens to generate per sentence (takes precedence over the model's max_length)
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_new_tokens: Option<u32>,
@@ -229,6 +234,7 @@ impl GenerationArgs {
     pub fn overrides(&self) -> GenerationOverrides {
         GenerationOverrides {
             num_beams: self.beams.map(|b| b as usize),
+            num_return_sequences: self.alternatives.map(|n| n as usize),
             max_new_tokens: self.max_new_tokens.map(|n| n as usize),
             min_new_tokens: self.min_new_tokens.map(|n| n as usize),
             length_penalty: self.length_penalty,

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 
 use dragoman::catalog::Catalog;
 use dragoman::generation::GenerationOverrides;
+use dragoman::tasks::translate::TranslatedSentence;
 use dragoman::{device, hub, Summarizer, Translator};
 
 use crate::cli::{ModelsCommand, RuntimeArgs, SummarizeArgs, TranslateArgs};
@@ -73,6 +74,32 @@ fn translate_markdown(
     Ok(())
 }
 
+/// A sentence as JSON output and serve answers give it: `source`, `target`, `score`, and the
+/// `alternatives` (target and score of each returned sequence) when there are several.
+pub(crate) fn sentence_json(s: &TranslatedSentence) -> serde_json::Value {
+    use serde_json::json;
+    let mut sentence = json!({"source": s.source, "target": s.target,
+                              "score": score_json(s.score)});
+    if !s.alternatives.is_empty() {
+        let alternatives: Vec<_> = s
+            .alternatives
+            .iter()
+            .map(|(target, score)| json!({"target": target, "score": score_json(*score)}))
+            .collect();
+        sentence["alternatives"] = json!(alternatives);
+    }
+    sentence
+}
+
+/// A score as JSON, with the digits an f32 holds (not those of its f64 widening).
+fn score_json(score: f32) -> serde_json::Value {
+    format!("{score}")
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
 /// One input as a JSON document: its lines (paragraphs) and their sentences aligned source →
 /// target, the model, the settings, the timings.
 fn translate_structured(
@@ -96,11 +123,7 @@ fn translate_structured(
             .translate_lines_aligned(block)
             .with_context(|| label.clone())?;
         for (source, line) in block.iter().zip(translated) {
-            let sentences: Vec<_> = line
-                .sentences
-                .iter()
-                .map(|(s, t)| json!({"source": s, "target": t}))
-                .collect();
+            let sentences: Vec<_> = line.sentences.iter().map(sentence_json).collect();
             paragraphs.push(json!({"source": source, "target": line.text, "sentences": sentences}));
         }
     }
@@ -364,6 +387,17 @@ pub(crate) fn translate_text(translator: &Translator, text: &str) -> Result<Stri
 
 /// [`translate_text`] for several texts at once: their lines are translated as one batch.
 pub(crate) fn translate_texts(translator: &Translator, texts: &[&str]) -> Result<Vec<String>> {
+    Ok(translate_texts_aligned(translator, texts)?
+        .into_iter()
+        .map(|(text, _)| text)
+        .collect())
+}
+
+/// [`translate_texts`] with each text's sentences, their translations and scores.
+pub(crate) fn translate_texts_aligned(
+    translator: &Translator,
+    texts: &[&str],
+) -> Result<Vec<(String, Vec<TranslatedSentence>)>> {
     let mut lines = Vec::new();
     let mut endings = Vec::new();
     let mut counts = Vec::with_capacity(texts.len());
@@ -376,16 +410,19 @@ pub(crate) fn translate_texts(translator: &Translator, texts: &[&str]) -> Result
         }
         counts.push(lines.len() - before);
     }
-    let translated = translator.translate_lines(&lines)?;
-    let mut pieces = translated.iter().zip(endings);
+    let translated = translator.translate_lines_aligned(&lines)?;
+    let mut pieces = translated.into_iter().zip(endings);
     Ok(counts
         .into_iter()
         .map(|n| {
-            pieces
-                .by_ref()
-                .take(n)
-                .map(|(line, ending)| format!("{line}{ending}"))
-                .collect()
+            let mut text = String::new();
+            let mut sentences = Vec::new();
+            for (line, ending) in pieces.by_ref().take(n) {
+                text.push_str(&line.text);
+                text.push_str(ending);
+                sentences.extend(line.sentences);
+            }
+            (text, sentences)
         })
         .collect())
 }

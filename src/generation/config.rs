@@ -206,7 +206,7 @@ impl GenerationSettings {
             // transformers: "greedy methods ... cannot return more than one sequence";
             // beam search: "num_return_sequences has to be smaller or equal to num_beams".
             return Err(Error::Setting(format!(
-                "num_return_sequences {num_return_sequences}: between 1 and num_beams ({num_beams})"
+                "--alternatives (num_return_sequences) {num_return_sequences}: at least 1 and at most the beams ({num_beams}); raise --beams"
             )));
         }
         let repetition_penalty = config.repetition_penalty.unwrap_or(1.0);

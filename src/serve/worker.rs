@@ -12,13 +12,15 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use dragoman::generation::GenerationOverrides;
+use dragoman::tasks::translate::TranslatedSentence;
 use dragoman::{Summarizer, Translator};
 
 use super::metrics::Metrics;
 use super::{Refusal, Request};
 use crate::cli::RuntimeArgs;
 use crate::commands::{
-    load_summarizer, load_translator, summary_translator, translate_text, translate_texts,
+    load_summarizer, load_translator, sentence_json, summary_translator, translate_text,
+    translate_texts_aligned,
 };
 
 /// Most requests taken together from the queue.
@@ -38,15 +40,23 @@ pub(super) struct Job {
 
 impl Job {
     fn answer(self, result: Result<String>) {
+        self.answer_with(result, None)
+    }
+
+    /// The answer, with `extra` fields beside `id` and `text` when it succeeded.
+    fn answer_with(self, result: Result<String>, extra: Option<(&str, Value)>) {
         let id = match &self.request {
             Ok(request) => request.id.clone(),
             Err(refusal) => refusal.id.clone(),
         };
         (self.reply)(match result {
-            Ok(text) => Answer {
-                status: 200,
-                body: json!({ "id": id, "text": text }),
-            },
+            Ok(text) => {
+                let mut body = json!({ "id": id, "text": text });
+                if let Some((key, value)) = extra {
+                    body[key] = value;
+                }
+                Answer { status: 200, body }
+            }
             Err(err) => Answer {
                 status: 400,
                 body: json!({ "id": id, "error": format!("{err:#}") }),
@@ -117,8 +127,14 @@ fn answer_batch(models: &mut Models, batch: Vec<Job>, runtime: &RuntimeArgs, met
             .collect();
         match guarded(models, |models| translate_group(models, &requests, runtime)) {
             Ok(texts) => {
-                for (job, text) in group.into_iter().zip(texts) {
-                    job.answer(Ok(without_final_newline(text)));
+                // With `alternatives`, each sentence's translations and scores too.
+                let detailed = requests[0].generation.alternatives.is_some();
+                for (job, (text, sentences)) in group.into_iter().zip(texts) {
+                    let sentences = detailed.then(|| {
+                        let list: Vec<Value> = sentences.iter().map(sentence_json).collect();
+                        ("sentences", json!(list))
+                    });
+                    job.answer_with(Ok(without_final_newline(text)), sentences);
                 }
             }
             Err(err) => {
@@ -226,16 +242,17 @@ fn answer(models: &mut Models, request: &Request, runtime: &RuntimeArgs) -> Resu
     }
 }
 
-/// The texts of translate requests that share a model and settings, as one batch.
+/// The texts of translate requests that share a model and settings, as one batch, with their
+/// sentences.
 fn translate_group(
     models: &mut Models,
     requests: &[&Request],
     runtime: &RuntimeArgs,
-) -> Result<Vec<String>> {
+) -> Result<Vec<(String, Vec<TranslatedSentence>)>> {
     let translator = models.translator(requests[0], runtime)?;
     translator.set_overrides(&requests[0].generation.overrides())?;
     let texts: Vec<&str> = requests.iter().map(|r| r.text.as_str()).collect();
-    translate_texts(translator, &texts)
+    translate_texts_aligned(translator, &texts)
 }
 
 fn without_final_newline(mut text: String) -> String {

@@ -14,11 +14,31 @@ use crate::tokenizer::Tokenizer;
 /// Where notes for the user (long sentences split, …) go; the CLI prints them on stderr.
 pub type NoteSink = Box<dyn Fn(&str) + Send + Sync>;
 
-/// One translated line: its text as printed, and its (source, translation) sentence pairs.
+/// One translated line: its text as printed, and its sentences with their translations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TranslatedLine {
     pub text: String,
-    pub sentences: Vec<(String, String)>,
+    pub sentences: Vec<TranslatedSentence>,
+}
+
+/// A sentence, its translation and the translation's score; with `num_return_sequences`
+/// N > 1, all N translations best first (the first is `target`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranslatedSentence {
+    pub source: String,
+    pub target: String,
+    /// transformers' score (see [`crate::generation::Hypothesis`]).
+    pub score: f32,
+    /// (translation, score) of every returned sequence; empty when one is returned.
+    pub alternatives: Vec<(String, f32)>,
+}
+
+/// A sentence's translations, best first, with scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translation {
+    pub target: String,
+    pub score: f32,
+    pub alternatives: Vec<(String, f32)>,
 }
 
 /// A loaded translation model: an [`Engine`] plus the line and sentence pipeline.
@@ -82,6 +102,17 @@ impl Translator {
 
     /// Translates sentences; each result is exactly the decoded generation (possibly empty).
     pub fn translate_sentences(&self, sentences: &[&str]) -> Result<Vec<String>> {
+        Ok(self
+            .translate_sentences_scored(sentences)?
+            .into_iter()
+            .map(|t| t.target)
+            .collect())
+    }
+
+    /// [`Translator::translate_sentences`] with scores and the other returned sequences. A
+    /// sentence translated in pieces (too long for the encoder) joins its pieces' k-th
+    /// sequences into its k-th, scored by the mean of their scores.
+    pub fn translate_sentences_scored(&self, sentences: &[&str]) -> Result<Vec<Translation>> {
         // A sentence longer than the encoder accepts is cut at clause boundaries first and
         // its pieces translated separately, with a note; never silently truncated.
         let limit = self.engine.max_input_tokens();
@@ -119,16 +150,39 @@ impl Translator {
                 owner.push(i);
             }
         }
-        let generated = self.generate_ids(&pieces)?;
-        let mut out: Vec<String> = vec![String::new(); sentences.len()];
-        for (i, ids) in owner.into_iter().zip(generated) {
-            let piece = self.tokenizer().decode(&ids)?;
-            if !out[i].is_empty() && !piece.is_empty() {
-                out[i].push(' ');
+        let generated = self.engine.generate(&pieces)?;
+        // Per sentence, per returned sequence: the joined text, the sum of scores, the pieces.
+        let returned = self.settings().num_return_sequences;
+        let mut joined: Vec<Vec<(String, f32)>> =
+            vec![vec![(String::new(), 0.0); returned]; sentences.len()];
+        let mut piece_counts = vec![0usize; sentences.len()];
+        for (i, hypotheses) in owner.into_iter().zip(generated) {
+            piece_counts[i] += 1;
+            for (k, hypothesis) in hypotheses.iter().enumerate().take(returned) {
+                let piece = self.tokenizer().decode(&hypothesis.ids)?;
+                let (text, score) = &mut joined[i][k];
+                if !text.is_empty() && !piece.is_empty() {
+                    text.push(' ');
+                }
+                text.push_str(&piece);
+                *score += hypothesis.score;
             }
-            out[i].push_str(&piece);
         }
-        Ok(out)
+        Ok(joined
+            .into_iter()
+            .zip(piece_counts)
+            .map(|(mut sequences, pieces)| {
+                for (_, score) in &mut sequences {
+                    *score /= pieces.max(1) as f32;
+                }
+                let (target, score) = sequences[0].clone();
+                Translation {
+                    target,
+                    score,
+                    alternatives: if returned > 1 { sequences } else { Vec::new() },
+                }
+            })
+            .collect())
     }
 
     /// Translates a block of lines, keeping the line structure: one output line per input
@@ -152,7 +206,7 @@ impl Translator {
             sentences.extend(ranges.iter().map(|r| &layout.content(line)[r.clone()]));
             layouts.push((layout, ranges, first));
         }
-        let translated = self.translate_sentences(&sentences)?;
+        let translated = self.translate_sentences_scored(&sentences)?;
         Ok(lines
             .iter()
             .zip(layouts)
@@ -163,7 +217,7 @@ impl Translator {
                     if k > 0 {
                         out.push_str(&content[ranges[k - 1].end..range.start]);
                     }
-                    out.push_str(&translated[first + k]);
+                    out.push_str(&translated[first + k].target);
                 }
                 TranslatedLine {
                     text: layout.reassemble(line, &out),
@@ -171,10 +225,13 @@ impl Translator {
                         .iter()
                         .enumerate()
                         .map(|(k, range)| {
-                            (
-                                content[range.clone()].to_string(),
-                                translated[first + k].clone(),
-                            )
+                            let translation = &translated[first + k];
+                            TranslatedSentence {
+                                source: content[range.clone()].to_string(),
+                                target: translation.target.clone(),
+                                score: translation.score,
+                                alternatives: translation.alternatives.clone(),
+                            }
                         })
                         .collect(),
                 }

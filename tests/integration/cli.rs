@@ -438,10 +438,19 @@ fn json_output_aligns_paragraphs_and_sentences_with_model_and_settings() {
     assert_eq!(paragraphs.len(), 3);
     assert_eq!(paragraphs[0]["source"], format!("{} {}", s[1], s[2]));
     assert_eq!(paragraphs[0]["target"], format!("{} {}", t[1], t[2]));
-    assert_eq!(
-        paragraphs[0]["sentences"],
-        serde_json::json!([{"source": s[1], "target": t[1]}, {"source": s[2], "target": t[2]}])
-    );
+    // Each sentence carries transformers' score (greedy: the mean token log-probability).
+    let reference = expected("fr-en");
+    let greedy = reference.one_at_a_time("greedy");
+    let sentences = paragraphs[0]["sentences"].as_array().unwrap();
+    assert_eq!(sentences.len(), 2);
+    for (sentence, i) in sentences.iter().zip([1, 2]) {
+        assert_eq!(sentence["source"], s[i]);
+        assert_eq!(sentence["target"], t[i]);
+        let score = sentence["score"].as_f64().unwrap();
+        let want = f64::from(greedy.outputs[i].score.unwrap());
+        assert!((score - want).abs() < 1e-4, "{score} vs {want}");
+        assert!(sentence.get("alternatives").is_none(), "{sentence}");
+    }
     assert_eq!(
         paragraphs[1],
         serde_json::json!({"source": "", "target": "", "sentences": []})
@@ -555,4 +564,59 @@ fn verbose_and_json_name_the_cpu_kernels_and_a_bad_cap_is_a_usage_error() {
         .stderr(predicate::str::contains(
             "DRAGOMAN_CPU=avx1024: expected one of portable",
         ));
+}
+
+#[test]
+fn alternatives_are_transformers_n_best_with_scores_and_leave_the_text_alone() {
+    let e = expected("fr-en");
+    let (nbest, defaults) = (e.one_at_a_time("beam4_nbest3"), e.one_at_a_time("defaults"));
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (0..2)
+        .map(|i| {
+            let path = dir.path().join(format!("{i}.txt"));
+            std::fs::write(&path, format!("{}\n", e.sentences[i])).unwrap();
+            path
+        })
+        .collect();
+    // Each file is one document of one sentence: translated one at a time.
+    let assert = dragoman()
+        .args(["translate", "--model"])
+        .arg(fixture("fr-en"))
+        .args(["--alternatives", "3", "--format", "jsonl"])
+        .args(&files)
+        .assert()
+        .success();
+    let out = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    for (i, line) in out.lines().enumerate() {
+        let doc: serde_json::Value = serde_json::from_str(line).unwrap();
+        let sentence = &doc["paragraphs"][0]["sentences"][0];
+        let want = nbest.outputs[i].alternatives.as_ref().unwrap();
+        let got = sentence["alternatives"].as_array().unwrap();
+        assert_eq!(got.len(), 3, "{sentence}");
+        assert_eq!(sentence["target"], got[0]["target"]);
+        assert_eq!(sentence["score"], got[0]["score"]);
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g["target"], w.text);
+            let score = g["score"].as_f64().unwrap();
+            assert!((score - f64::from(w.score.unwrap())).abs() < 1e-4, "{g}");
+        }
+    }
+    // The text output is the best sequence, as without --alternatives.
+    dragoman()
+        .args(["translate", "--model"])
+        .arg(fixture("fr-en"))
+        .args(["--alternatives", "3"])
+        .arg(&files[0])
+        .assert()
+        .success()
+        .stdout(format!("{}\n", defaults.outputs[0].text));
+    // More alternatives than beams: a usage error.
+    dragoman()
+        .args(["translate", "--model"])
+        .arg(fixture("fr-en"))
+        .args(["--alternatives", "2", "--beams", "1"])
+        .write_stdin("Bonjour.\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--alternatives"));
 }

@@ -56,6 +56,16 @@ pub struct Output {
     pub alternatives: Option<Vec<Output>>,
 }
 
+impl Expected {
+    /// Case `name`, run one input at a time.
+    pub fn one_at_a_time(&self, name: &str) -> &Case {
+        self.cases
+            .iter()
+            .find(|c| c.name == name && !c.batched)
+            .unwrap_or_else(|| panic!("no case {name}"))
+    }
+}
+
 pub fn expected(name: &str) -> Expected {
     let path = fixture(name).join("expected.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

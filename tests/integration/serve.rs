@@ -590,3 +590,33 @@ fn stdio_exits_at_once_on_a_second_signal() {
         "no answer to the request cut short"
     );
 }
+
+#[test]
+fn serve_answers_carry_scores_and_alternatives_when_asked() {
+    let e = expected("fr-en");
+    let nbest = e.one_at_a_time("beam4_nbest3");
+    let marian = fixture("fr-en").display().to_string();
+    let answers = serve(
+        &[
+            json!({"id": 1, "text": e.sentences[0], "model": marian, "alternatives": 3}),
+            json!({"id": 2, "text": e.sentences[0], "model": marian}),
+            json!({"id": 3, "text": "x", "model": marian, "alternatives": 5}),
+        ],
+        &[],
+    );
+    let want = nbest.outputs[0].alternatives.as_ref().unwrap();
+    assert_eq!(answers[0]["text"], want[0].text);
+    let sentence = &answers[0]["sentences"][0];
+    assert_eq!(sentence["source"], e.sentences[0]);
+    let got = sentence["alternatives"].as_array().unwrap();
+    assert_eq!(got.len(), 3, "{sentence}");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g["target"], w.text);
+        let score = g["score"].as_f64().unwrap();
+        assert!((score - f64::from(w.score.unwrap())).abs() < 1e-4, "{g}");
+    }
+    // Without `alternatives` the answer keeps its shape: id and text.
+    assert_eq!(answers[1], json!({"id": 2, "text": want[0].text}));
+    let error = answers[2]["error"].as_str().unwrap();
+    assert!(error.contains("--alternatives"), "{error}");
+}
