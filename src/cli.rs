@@ -235,6 +235,8 @@ impl GenerationArgs {
         GenerationOverrides {
             num_beams: self.beams.map(|b| b as usize),
             num_return_sequences: self.alternatives.map(|n| n as usize),
+            // Alternatives are reported with their scores.
+            output_scores: self.alternatives.map(|_| true),
             max_new_tokens: self.max_new_tokens.map(|n| n as usize),
             min_new_tokens: self.min_new_tokens.map(|n| n as usize),
             length_penalty: self.length_penalty,

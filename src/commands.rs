@@ -168,12 +168,17 @@ fn source_language(from: &str) -> &str {
 }
 
 pub fn translate(args: &TranslateArgs) -> Result<()> {
+    let mut overrides = args.generation.overrides();
+    if args.format != "text" {
+        // Structured output gives every sentence its score.
+        overrides.output_scores = Some(true);
+    }
     let (translator, info) = load_translator(
         args.model.model.as_deref(),
         source_language(&args.from),
         &args.to,
         &args.runtime,
-        &args.generation.overrides(),
+        &overrides,
     )?;
     if let Some(out_dir) = &args.out_dir {
         if args.format != "text" {

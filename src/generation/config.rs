@@ -32,6 +32,8 @@ pub struct GenerationOverrides {
     pub num_beams: Option<usize>,
     /// Sequences returned per input (transformers' `num_return_sequences`): the n best beams.
     pub num_return_sequences: Option<usize>,
+    /// Score greedy sequences too (transformers' `output_scores`; beam search always scores).
+    pub output_scores: Option<bool>,
     pub max_length: Option<usize>,
     pub max_new_tokens: Option<usize>,
     pub min_length: Option<usize>,
@@ -124,6 +126,7 @@ impl GenerationOverrides {
         take!(
             num_beams,
             num_return_sequences,
+            output_scores,
             max_length,
             max_new_tokens,
             min_length,
@@ -150,6 +153,7 @@ impl GenerationOverrides {
 pub struct GenerationSettings {
     pub num_beams: usize,
     pub num_return_sequences: usize,
+    pub output_scores: bool,
     pub max_length: usize,
     pub min_length: usize,
     pub length_penalty: f64,
@@ -236,6 +240,7 @@ impl GenerationSettings {
         Ok(Self {
             num_beams,
             num_return_sequences,
+            output_scores: config.output_scores.unwrap_or(false),
             max_length,
             min_length,
             length_penalty,

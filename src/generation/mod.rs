@@ -21,7 +21,8 @@ use crate::models::{Encoded, Seq2Seq};
 /// `max_length`) and its score, as transformers scores it: beam search's `sequences_scores`
 /// (the sum of the log-probabilities over the length penalty); under greedy search the mean of
 /// `compute_transition_scores(normalize_logits=True)` over the generated tokens, up to and
-/// including the first EOS (a forced token counts, with log-probability 0).
+/// including the first EOS (a forced token counts, with log-probability 0), computed only
+/// with `output_scores` (NaN otherwise).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hypothesis {
     pub ids: Vec<u32>,

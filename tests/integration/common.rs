@@ -75,7 +75,11 @@ pub fn expected(name: &str) -> Expected {
 /// The generate() keyword arguments of a case as dragoman overrides; an unknown keyword
 /// fails the test rather than being ignored.
 pub fn overrides(kwargs: &serde_json::Map<String, Value>) -> GenerationOverrides {
-    let mut o = GenerationOverrides::default();
+    // Scores are checked for every case.
+    let mut o = GenerationOverrides {
+        output_scores: Some(true),
+        ..GenerationOverrides::default()
+    };
     let int = |v: &Value| v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}")) as usize;
     for (key, value) in kwargs {
         match key.as_str() {
