@@ -89,6 +89,13 @@ pub struct EncoderDecoder {
     target_vocab: usize,
 }
 
+/// Where loading takes a stack's positions from: the one computed table both stacks share,
+/// or the checkpoint.
+enum PositionSource {
+    Table(Tensor),
+    Stored { offset: usize },
+}
+
 /// One side of the model: positions, the embedding LayerNorm, the layers, the final LayerNorm.
 struct Stack<L> {
     positions: Tensor,
@@ -106,20 +113,19 @@ impl<L> Stack<L> {
         prefix: &str,
         a: &Architecture,
         (n_layers, shape): (usize, StackShape),
-        computed: Option<&Tensor>,
+        positions: &PositionSource,
         load_layer: impl Fn(&Weights, &str, &StackShape) -> Result<L>,
     ) -> Result<Self> {
         let d = shape.dim;
-        let (positions, offset) = match (a.positions, computed) {
-            (Positions::Learned { offset }, _) => (
+        let (positions, offset) = match positions {
+            PositionSource::Table(table) => (table.clone(), 0),
+            &PositionSource::Stored { offset } => (
                 w.get(
                     &format!("{prefix}.embed_positions.weight"),
                     &[a.stack.max_position_embeddings + offset, d],
                 )?,
                 offset,
             ),
-            (Positions::Computed(_), Some(table)) => (table.clone(), 0),
-            (Positions::Computed(_), None) => unreachable!("computed positions come with a table"),
         };
         let norm = |name: &str| layer_norm(w, &format!("{prefix}.{name}"), d, LAYER_NORM_EPS);
         Ok(Self {
@@ -211,11 +217,11 @@ impl EncoderDecoder {
             activation,
             pre_norm: a.pre_norm,
         };
-        let computed = match a.positions {
-            Positions::Computed(table) => {
-                Some(table(c.max_position_embeddings, d, &embed_device)?.to_dtype(dtype)?)
-            }
-            Positions::Learned { .. } => None,
+        let positions = match a.positions {
+            Positions::Computed(table) => PositionSource::Table(
+                table(c.max_position_embeddings, d, &embed_device)?.to_dtype(dtype)?,
+            ),
+            Positions::Learned { offset } => PositionSource::Stored { offset },
         };
         let encoder = Stack::load(
             &w,
@@ -225,7 +231,7 @@ impl EncoderDecoder {
                 c.encoder_layers,
                 shape(c.encoder_attention_heads, c.encoder_ffn_dim),
             ),
-            computed.as_ref(),
+            &positions,
             EncoderLayer::load,
         )?;
         let decoder = Stack::load(
@@ -236,7 +242,7 @@ impl EncoderDecoder {
                 c.decoder_layers,
                 shape(c.decoder_attention_heads, c.decoder_ffn_dim),
             ),
-            computed.as_ref(),
+            &positions,
             DecoderLayer::load,
         )?;
         Ok(Self {

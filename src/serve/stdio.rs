@@ -197,8 +197,8 @@ fn write_answers(answers: &mpsc::Receiver<Output>) -> Result<()> {
             next += 1;
         }
     }
-    // Answers the worker gave but whose predecessors it never will (after a signal): still
-    // written, in order.
+    // Should a request ever go unanswered, the answers after it are still written, in order,
+    // rather than lost.
     for body in waiting.into_values() {
         serde_json::to_writer(&mut out, &body)?;
         out.write_all(b"\n")?;

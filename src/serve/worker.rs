@@ -109,7 +109,7 @@ fn answer_batch(models: &mut Models, batch: Vec<Job>, runtime: &RuntimeArgs, met
             Ok(request) => request,
         };
         if request.task != "translate" {
-            let result = guarded(models, |models| answer(models, request, runtime));
+            let result = guarded(models, |models| answer_other(models, request, runtime));
             job.answer(result);
             continue;
         }
@@ -210,14 +210,9 @@ impl Models {
     }
 }
 
-fn answer(models: &mut Models, request: &Request, runtime: &RuntimeArgs) -> Result<String> {
+/// A request for any task but translate (those are batched by [`translate_group`]).
+fn answer_other(models: &mut Models, request: &Request, runtime: &RuntimeArgs) -> Result<String> {
     match request.task.as_str() {
-        "translate" => {
-            let translator = models.translator(request, runtime)?;
-            translator.set_overrides(&request.generation.overrides())?;
-            let text = translate_text(translator, &request.text)?;
-            Ok(without_final_newline(text))
-        }
         "summarize" => {
             let key = request.model.clone();
             if !models.summarizers.contains_key(&key) {

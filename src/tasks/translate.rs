@@ -100,19 +100,11 @@ impl Translator {
         self.engine.generate_ids(sentences)
     }
 
-    /// Translates sentences; each result is exactly the decoded generation (possibly empty).
-    pub fn translate_sentences(&self, sentences: &[&str]) -> Result<Vec<String>> {
-        Ok(self
-            .translate_sentences_scored(sentences)?
-            .into_iter()
-            .map(|t| t.target)
-            .collect())
-    }
-
-    /// [`Translator::translate_sentences`] with scores and the other returned sequences. A
-    /// sentence translated in pieces (too long for the encoder) joins its pieces' k-th
-    /// sequences into its k-th, scored by the mean of their scores.
-    pub fn translate_sentences_scored(&self, sentences: &[&str]) -> Result<Vec<Translation>> {
+    /// Translates sentences, with scores and the other returned sequences; each target is
+    /// exactly the decoded generation (possibly empty). A sentence translated in pieces (too
+    /// long for the encoder) joins its pieces' k-th sequences into its k-th, scored by the mean
+    /// of their scores.
+    pub fn translate_sentences(&self, sentences: &[&str]) -> Result<Vec<Translation>> {
         // A sentence longer than the encoder accepts is cut at clause boundaries first and
         // its pieces translated separately, with a note; never silently truncated.
         let limit = self.engine.max_input_tokens();
@@ -206,7 +198,7 @@ impl Translator {
             sentences.extend(ranges.iter().map(|r| &layout.content(line)[r.clone()]));
             layouts.push((layout, ranges, first));
         }
-        let translated = self.translate_sentences_scored(&sentences)?;
+        let translated = self.translate_sentences(&sentences)?;
         Ok(lines
             .iter()
             .zip(layouts)
