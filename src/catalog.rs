@@ -46,11 +46,12 @@ impl Catalog {
         })
     }
 
-    /// The default translation model from `from` to `to`.
+    /// The default translation model from `from` to `to` (any ISO 639 code).
     pub fn translation(&self, from: &str, to: &str) -> Result<&Entry> {
+        use crate::languages::same_language;
         self.translate
             .iter()
-            .find(|e| e.from == from && e.to == to)
+            .find(|e| same_language(&e.from, from) && same_language(&e.to, to))
             .ok_or_else(|| {
                 let pairs: Vec<String> = self
                     .translate

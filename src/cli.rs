@@ -60,9 +60,10 @@ pub struct TranslateArgs {
     /// Input files, read in order; none or `-` reads stdin
     pub files: Vec<PathBuf>,
 
-    /// Target language (picks the catalog's default model unless --model is given)
-    #[arg(long, default_value = "en")]
-    pub to: String,
+    /// Target language: ISO 639-1 or 639-3 (`ru`, `rus`) or the model's own code (`rus_Cyrl`,
+    /// `__ru__`, `>>rus<<`); picks the catalog's model unless --model is given [default: en]
+    #[arg(long)]
+    pub to: Option<String>,
 
     /// Source language: picks the catalog model, and inputs that do not look like it get a
     /// warning ("auto": French, the catalog's source language)

@@ -134,7 +134,7 @@ fn translate_structured(
         "precision": info.precision,
         "kernels": info.kernels,
         "from": source_language(&args.from),
-        "to": args.to,
+        "to": translator.target_language().unwrap_or_else(|| target_language(args).into()),
         "settings": translator.settings(),
         "paragraphs": paragraphs,
         "timings": {
@@ -158,6 +158,16 @@ fn warn_language(name: &str, text: &str, expected: &str) {
     }
 }
 
+/// The target language `--to` stands for (by default English).
+fn target_language(args: &TranslateArgs) -> &str {
+    args.to.as_deref().unwrap_or("en")
+}
+
+/// `--from` as asked (None for `auto`: the model's, or French).
+fn asked_source(from: &str) -> Option<&str> {
+    (from != "auto").then_some(from)
+}
+
 /// The source language `--from` stands for (`auto`: the catalog's, French).
 fn source_language(from: &str) -> &str {
     if from == "auto" {
@@ -175,8 +185,8 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
     }
     let (translator, info) = load_translator(
         args.model.model.as_deref(),
-        source_language(&args.from),
-        &args.to,
+        asked_source(&args.from),
+        args.to.as_deref(),
         &args.runtime,
         &overrides,
     )?;
@@ -224,7 +234,7 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
 /// `--out-dir`: every input to its own file. A file that fails is reported and the others go
 /// on; the run fails at the end if any did. Ctrl-C stops it with no partial file.
 fn translate_to_dir(translator: &Translator, args: &TranslateArgs, out_dir: &Path) -> Result<()> {
-    let jobs = outputs::plan(&args.files, args.recursive, out_dir, &args.to)?;
+    let jobs = outputs::plan(&args.files, args.recursive, out_dir, target_language(args))?;
     outputs::catch_interrupts();
     let progress = Progress::new(
         progress::total_bytes(jobs.iter().map(|j| j.input.as_path())),
@@ -379,7 +389,7 @@ pub(crate) fn summary_translator(
     match lang.unwrap_or("fr") {
         "fr" => Ok(None),
         to => Ok(Some(
-            load_translator(None, "fr", to, runtime, &GenerationOverrides::default())?.0,
+            load_translator(None, None, Some(to), runtime, &GenerationOverrides::default())?.0,
         )),
     }
 }
@@ -524,11 +534,12 @@ pub(crate) struct ModelInfo {
     pub load_seconds: f64,
 }
 
-/// The model `--model` names, or the catalog's for `from`→`to`, loaded with `overrides`.
+/// The model `--model` names, or the catalog's for `from`→`to` (French to English where
+/// not given), loaded with `overrides`, set to translate from `from` into `to`.
 pub(crate) fn load_translator(
     model: Option<&str>,
-    from: &str,
-    to: &str,
+    from: Option<&str>,
+    to: Option<&str>,
     runtime: &RuntimeArgs,
     overrides: &GenerationOverrides,
 ) -> Result<(Translator, ModelInfo)> {
@@ -539,13 +550,16 @@ pub(crate) fn load_translator(
         device,
         precision,
     } = locate(model, runtime, || {
-        let entry = Catalog::builtin().translation(from, to)?.clone();
+        let entry = Catalog::builtin()
+            .translation(from.unwrap_or("fr"), to.unwrap_or("en"))?
+            .clone();
         Ok((entry.model, entry.revision))
     })?;
     let mut translator =
         Translator::load(&dir, precision, &device).with_context(|| format!("model {name}"))?;
     dragoman::cpu::memory::settle_after_load();
     translator.set_name(name.clone());
+    translator.set_languages(from, to)?;
     translator.set_overrides(overrides)?;
     if let Some(n) = runtime.max_batch {
         translator.set_max_batch(n as usize);

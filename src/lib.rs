@@ -11,6 +11,7 @@ pub mod device;
 pub mod error;
 pub mod generation;
 pub mod hub;
+pub mod languages;
 pub mod models;
 pub mod tasks;
 pub mod text;

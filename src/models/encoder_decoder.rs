@@ -1,5 +1,4 @@
-//! The encoder-decoder stack the BART-like families share (Marian, BART, mBART; m2m_100 is
-//! the same with other positions): scaled token embeddings plus positions, an optional
+//! The encoder-decoder stack the BART-like families share (Marian, BART, mBART, m2m_100): scaled token embeddings plus positions, an optional
 //! `layernorm_embedding`, post- or pre-norm layers, a final LayerNorm per stack for pre-norm
 //! models, and an output head with `final_logits_bias`. A family is its config turned into an
 //! [`Architecture`]; this file loads the weights and runs the model.
@@ -24,8 +23,12 @@ const LAYER_NORM_EPS: f64 = 1e-5;
 /// Where a family's positions come from.
 #[derive(Clone, Copy)]
 pub enum Positions {
-    /// A table the family computes (rows × d_model), not stored; shared by both stacks.
-    Computed(fn(usize, usize, &Device) -> candle_core::Result<Tensor>),
+    /// A table the family computes (`table(rows, d_model)`), not stored, shared by both
+    /// stacks; its first `offset` rows come before position 0.
+    Computed {
+        table: fn(usize, usize, &Device) -> candle_core::Result<Tensor>,
+        offset: usize,
+    },
     /// Learned tables, `{stack}.embed_positions.weight`, their first `offset` rows unused.
     Learned { offset: usize },
 }
@@ -92,7 +95,7 @@ pub struct EncoderDecoder {
 /// Where loading takes a stack's positions from: the one computed table both stacks share,
 /// or the checkpoint.
 enum PositionSource {
-    Table(Tensor),
+    Table { table: Tensor, offset: usize },
     Stored { offset: usize },
 }
 
@@ -118,7 +121,7 @@ impl<L> Stack<L> {
     ) -> Result<Self> {
         let d = shape.dim;
         let (positions, offset) = match positions {
-            PositionSource::Table(table) => (table.clone(), 0),
+            PositionSource::Table { table, offset } => (table.clone(), *offset),
             &PositionSource::Stored { offset } => (
                 w.get(
                     &format!("{prefix}.embed_positions.weight"),
@@ -218,9 +221,11 @@ impl EncoderDecoder {
             pre_norm: a.pre_norm,
         };
         let positions = match a.positions {
-            Positions::Computed(table) => PositionSource::Table(
-                table(c.max_position_embeddings, d, &embed_device)?.to_dtype(dtype)?,
-            ),
+            Positions::Computed { table, offset } => PositionSource::Table {
+                table: table(c.max_position_embeddings + offset, d, &embed_device)?
+                    .to_dtype(dtype)?,
+                offset,
+            },
             Positions::Learned { offset } => PositionSource::Stored { offset },
         };
         let encoder = Stack::load(

@@ -6,6 +6,7 @@
 pub mod bart;
 pub(crate) mod encoder_decoder;
 pub mod layers;
+pub(crate) mod m2m100;
 pub mod marian;
 pub(crate) mod model_dir;
 pub mod t5;
@@ -183,7 +184,7 @@ impl DecoderState {
 }
 
 /// The families dragoman implements, by config.json `model_type`.
-pub const SUPPORTED_FAMILIES: &[&str] = &["marian", "bart", "mbart", "t5", "mt5"];
+pub const SUPPORTED_FAMILIES: &[&str] = &["marian", "bart", "mbart", "m2m_100", "t5", "mt5"];
 
 /// A model's `config.json`, parsed, with the family it names (`model_type`).
 pub struct ModelConfig {
@@ -232,19 +233,36 @@ pub fn load(
 ) -> Result<Box<dyn Seq2Seq>> {
     use crate::error::Error;
     let config = model_dir::ModelDir::new(dir).config()?;
-    fn parse<T: serde::de::DeserializeOwned>(config: &ModelConfig) -> Result<T> {
-        serde_json::from_value(config.raw.clone()).map_err(|e| {
+    // `defaults`: the family's values for keys config.json may leave out.
+    fn parse_with<T: serde::de::DeserializeOwned>(
+        config: &ModelConfig,
+        defaults: serde_json::Value,
+    ) -> Result<T> {
+        let mut raw = config.raw.clone();
+        if let (Some(raw), serde_json::Value::Object(defaults)) = (raw.as_object_mut(), defaults) {
+            for (key, value) in defaults {
+                raw.entry(key).or_insert(value);
+            }
+        }
+        serde_json::from_value(raw).map_err(|e| {
             Error::file(
                 &config.path,
                 format!("not a valid {} config: {e}", config.model_type()),
             )
         })
     }
+    fn parse<T: serde::de::DeserializeOwned>(config: &ModelConfig) -> Result<T> {
+        parse_with(config, serde_json::Value::Null)
+    }
     // The BART-like families are their config's architecture on one shared stack.
     let architecture = match config.model_type() {
         "marian" => Some(parse::<marian::MarianConfig>(&config)?.architecture()),
         "bart" => Some(parse::<bart::BartConfig>(&config)?.architecture(bart::Variant::Bart)),
         "mbart" => Some(parse::<bart::BartConfig>(&config)?.architecture(bart::Variant::MBart)),
+        "m2m_100" => Some(
+            parse_with::<m2m100::M2M100Config>(&config, m2m100::M2M100Config::stack_defaults())?
+                .architecture(),
+        ),
         _ => None,
     };
     if let Some(architecture) = architecture {

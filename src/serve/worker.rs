@@ -184,8 +184,8 @@ impl Models {
         if !self.translators.contains_key(&key) {
             let (translator, _) = load_translator(
                 key.0.as_deref(),
-                &key.1,
-                &key.2,
+                request.from.as_deref(),
+                request.to.as_deref(),
                 runtime,
                 &GenerationOverrides::default(),
             )?;

@@ -17,6 +17,10 @@ pub struct Engine {
     /// The model's own generation settings (generation_config.json, with task parameters
     /// over it when a task supplies them), flags not applied.
     model_generation: GenerationOverrides,
+    /// The target language's forced first token, between the model's settings and the flags.
+    language: GenerationOverrides,
+    /// The flags' settings, on top.
+    overrides: GenerationOverrides,
     /// Generation settings of the model that dragoman cannot honour.
     unsupported: Vec<String>,
     settings: GenerationSettings,
@@ -45,15 +49,13 @@ impl Engine {
         let tokenizer = Tokenizer::load(dir)?;
         let model_generation = GenerationOverrides::from_model_dir(dir)?;
         let unsupported = GenerationOverrides::unsupported_in(dir);
-        let settings = resolve_settings(
-            model.as_ref(),
-            &model_generation,
-            &GenerationOverrides::default(),
-        )?;
+        let settings = resolve_settings(model.as_ref(), &model_generation)?;
         Ok(Self {
             model,
             tokenizer,
             model_generation,
+            language: GenerationOverrides::default(),
+            overrides: GenerationOverrides::default(),
             unsupported,
             settings,
             device: device.clone(),
@@ -71,8 +73,32 @@ impl Engine {
 
     /// Applies flag-level overrides on top of the model's generation config.
     pub fn set_overrides(&mut self, overrides: &GenerationOverrides) -> Result<()> {
-        self.settings = resolve_settings(self.model.as_ref(), &self.model_generation, overrides)?;
+        self.overrides = overrides.clone();
+        self.resolve()
+    }
+
+    /// Forces `token` as the first generated token (a multilingual model's target language),
+    /// as transformers' `forced_bos_token_id`; it counts as a generated token.
+    pub fn force_first_token(&mut self, token: u32) -> Result<()> {
+        self.language = GenerationOverrides {
+            forced_bos_token_id: Some(token),
+            ..GenerationOverrides::default()
+        };
+        self.resolve()
+    }
+
+    fn resolve(&mut self) -> Result<()> {
+        let layers = self
+            .model_generation
+            .clone()
+            .overridden_by(&self.language)
+            .overridden_by(&self.overrides);
+        self.settings = resolve_settings(self.model.as_ref(), &layers)?;
         Ok(())
+    }
+
+    pub fn tokenizer_mut(&mut self) -> &mut Tokenizer {
+        &mut self.tokenizer
     }
 
     pub fn settings(&self) -> &GenerationSettings {
@@ -183,11 +209,10 @@ impl Engine {
     }
 }
 
-/// The model's generation config with `overrides` on top, resolved against the model's facts.
+/// Generation settings, layered, resolved against the model's facts.
 fn resolve_settings(
     model: &dyn Seq2Seq,
-    model_generation: &GenerationOverrides,
-    overrides: &GenerationOverrides,
+    layers: &GenerationOverrides,
 ) -> Result<GenerationSettings> {
     let special = model.special_tokens();
     let defaults = ModelDefaults {
@@ -196,8 +221,5 @@ fn resolve_settings(
         decoder_start: special.decoder_start,
         max_positions: model.max_input_tokens(),
     };
-    GenerationSettings::resolve(
-        &model_generation.clone().overridden_by(overrides),
-        &defaults,
-    )
+    GenerationSettings::resolve(layers, &defaults)
 }

@@ -8,6 +8,7 @@ use candle_core::Device;
 use super::engine::Engine;
 use crate::error::{Error, Result};
 use crate::generation::{GenerationOverrides, GenerationSettings};
+use crate::languages::{self, Scheme};
 use crate::text;
 use crate::tokenizer::Tokenizer;
 
@@ -46,16 +47,110 @@ pub struct Translator {
     engine: Engine,
     notes: NoteSink,
     name: String,
+    /// How the model is told its languages.
+    languages: Scheme,
+    /// A multi-target model's target token, written before each sentence (`>>rus<< `).
+    target_prefix: String,
+    /// The target language as the model names it, once known.
+    target: Option<String>,
 }
 
 impl Translator {
     /// Loads the model, tokenizer and generation config laid out as a hub repo in `dir`.
     pub fn load(dir: &Path, precision: Precision, device: &Device) -> Result<Self> {
-        Ok(Self {
-            engine: Engine::load(dir, precision, device)?,
+        let engine = Engine::load(dir, precision, device)?;
+        let languages = Scheme::of(dir, engine.tokenizer());
+        let mut translator = Self {
+            engine,
             notes: Box::new(|note| eprintln!("dragoman: {note}")),
             name: dir.display().to_string(),
-        })
+            languages,
+            target_prefix: String::new(),
+            target: None,
+        };
+        // A multilingual model starts out French to English, dragoman's default pair, where it
+        // has both; otherwise nothing is set until `set_languages` says what to use (and why
+        // the model cannot do it).
+        if translator.set_languages(None, None).is_err() {
+            translator.target_prefix.clear();
+        }
+        Ok(translator)
+    }
+
+    /// How the model is told its languages.
+    pub fn language_scheme(&self) -> &Scheme {
+        &self.languages
+    }
+
+    /// Translates from `from` into `to` (any code [`languages::find`] takes). None keeps the
+    /// model's own: a multilingual model's source is French and its target English; a
+    /// model for one pair is checked against the pair its tokenizer config names. A language
+    /// the model lacks is an error naming the codes it has.
+    pub fn set_languages(&mut self, from: Option<&str>, to: Option<&str>) -> Result<()> {
+        let model_error = |message: String| Error::Model {
+            model: self.name.clone(),
+            message,
+        };
+        match &self.languages {
+            Scheme::Tokens(languages) => {
+                let source = languages::find(from.unwrap_or("fr"), languages)
+                    .map_err(|e| model_error(format!("source language: {e}")))?
+                    .clone();
+                let target = languages::find(to.unwrap_or("en"), languages)
+                    .map_err(|e| model_error(format!("target language: {e}")))?
+                    .clone();
+                self.engine.tokenizer_mut().set_source_language(&source);
+                self.engine.force_first_token(target.id)?;
+                self.target = Some(target.code);
+            }
+            Scheme::TargetToken(languages) => {
+                let target = match to {
+                    Some(to) => languages::find(to, languages),
+                    // The catalog's default target, else the model's only one.
+                    None => languages::find("en", languages).or(match languages.as_slice() {
+                        [only] => Ok(only),
+                        _ => Err(format!(
+                            "translates into several languages; pass --to (it has: {})",
+                            self.languages.codes().join(", ")
+                        )),
+                    }),
+                }
+                .map_err(|e| model_error(format!("target language: {e}")))?;
+                self.target_prefix = format!(">>{}<< ", target.code);
+                self.target = Some(target.code.clone());
+            }
+            Scheme::Pair {
+                from: model_from,
+                to: model_to,
+            } => {
+                self.target = model_to.clone().or(to.map(str::to_string));
+                for (asked, model, side) in [(from, model_from, "from"), (to, model_to, "into")] {
+                    if let (Some(asked), Some(model)) = (asked, model) {
+                        if !languages::same_language(asked, model) {
+                            return Err(model_error(format!(
+                                "translates {side} {model} only, not {asked:?}; pick another --model or leave the language out"
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The target language, as the model names it (None when neither it nor the caller did).
+    pub fn target_language(&self) -> Option<String> {
+        self.target.clone()
+    }
+
+    /// Source token ids of `text`, with the target token where the model takes one.
+    fn encode_source(&self, text: &str) -> Result<Vec<u32>> {
+        if self.target_prefix.is_empty() {
+            self.tokenizer().encode(text)
+        } else {
+            self.tokenizer()
+                .encode(&format!("{}{text}", self.target_prefix))
+        }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -111,15 +206,14 @@ impl Translator {
         let mut pieces: Vec<Vec<u32>> = Vec::new();
         let mut owner: Vec<usize> = Vec::new();
         for (i, sentence) in sentences.iter().enumerate() {
-            let ids = self.tokenizer().encode(sentence)?;
+            let ids = self.encode_source(sentence)?;
             if ids.len() <= limit {
                 pieces.push(ids);
                 owner.push(i);
                 continue;
             }
             let count = |s: &str| {
-                self.tokenizer()
-                    .encode(s)
+                self.encode_source(s)
                     .map(|ids| ids.len())
                     .unwrap_or(usize::MAX)
             };
@@ -131,7 +225,7 @@ impl Translator {
                 parts.len()
             ));
             for range in parts {
-                let ids = self.tokenizer().encode(&sentence[range])?;
+                let ids = self.encode_source(&sentence[range])?;
                 if ids.len() > limit {
                     return Err(Error::Input(format!(
                         "a piece of {} tokens cannot be split below the model's {limit} positions",

@@ -6,12 +6,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use tokenizers::models::unigram::Unigram;
-use tokenizers::normalizers::Precompiled;
-use tokenizers::{NormalizedString, Normalizer};
-
-use super::sentencepiece::{ModelType, PieceType, SentencePieceModel};
-use super::{py_strip, SpecialTokenNames};
+use super::sentencepiece::{PieceType, SentencePieceModel};
+use super::spm_encoder::SpmEncoder;
+use super::{py_strip, split_on_specials, Segment, SpecialTokenNames};
 use crate::error::{Error, Result};
 
 pub struct MarianTokenizer {
@@ -29,14 +26,6 @@ pub struct MarianTokenizer {
     /// Special tokens matched verbatim in input text, longest first.
     specials: Vec<(String, u32)>,
     special_ids: HashSet<u32>,
-}
-
-/// Normalization and segmentation exactly as the SentencePiece library encodes.
-struct SpmEncoder {
-    normalizer: Option<Precompiled>,
-    remove_extra_whitespaces: bool,
-    add_dummy_prefix: bool,
-    unigram: Unigram,
 }
 
 impl MarianTokenizer {
@@ -107,6 +96,10 @@ impl MarianTokenizer {
     }
 
     /// Token ids of `text` followed by `</s>`.
+    pub fn vocab_tokens(&self) -> Vec<(String, u32)> {
+        self.vocab.iter().map(|(t, &id)| (t.clone(), id)).collect()
+    }
+
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let mut ids = Vec::new();
         for segment in split_on_specials(text, &self.specials) {
@@ -157,134 +150,6 @@ impl MarianTokenizer {
     }
 }
 
-impl SpmEncoder {
-    fn new(spm: &SentencePieceModel) -> std::result::Result<Self, String> {
-        if spm.model_type != ModelType::Unigram {
-            return Err(format!(
-                "{:?} SentencePiece models are not supported (only unigram)",
-                spm.model_type
-            ));
-        }
-        // The lattice only ever matches normal and user-defined pieces, as SentencePiece does;
-        // the unknown piece is kept so unmatched characters have a fallback.
-        let mut vocab = Vec::new();
-        let mut unk_id = None;
-        for piece in &spm.pieces {
-            match piece.kind {
-                PieceType::Normal | PieceType::UserDefined => {
-                    vocab.push((piece.piece.clone(), piece.score as f64))
-                }
-                PieceType::Unknown => {
-                    unk_id = Some(vocab.len());
-                    vocab.push((piece.piece.clone(), piece.score as f64));
-                }
-                _ => {}
-            }
-        }
-        let unigram = Unigram::from(vocab, unk_id, false).map_err(|e| e.to_string())?;
-        let normalizer = if spm.precompiled_charsmap.is_empty() {
-            None
-        } else {
-            Some(
-                Precompiled::from(&spm.precompiled_charsmap)
-                    .map_err(|e| format!("bad normalization rules: {e}"))?,
-            )
-        };
-        Ok(Self {
-            normalizer,
-            remove_extra_whitespaces: spm.remove_extra_whitespaces,
-            add_dummy_prefix: spm.add_dummy_prefix,
-            unigram,
-        })
-    }
-
-    /// The pieces SentencePiece's `encode(text, out_type=str)` returns.
-    fn pieces(&self, text: &str) -> Result<Vec<String>> {
-        let mut normalized = NormalizedString::from(text);
-        if let Some(normalizer) = &self.normalizer {
-            normalizer
-                .normalize(&mut normalized)
-                .map_err(|e| Error::Input(format!("cannot normalize text: {e}")))?;
-        }
-        let mut text = normalized.get().to_string();
-        if self.remove_extra_whitespaces {
-            text = text
-                .split(' ')
-                .filter(|w| !w.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
-        }
-        if text.is_empty() {
-            return Ok(Vec::new());
-        }
-        let escaped = text.replace(' ', "\u{2581}");
-        let escaped = if self.add_dummy_prefix {
-            format!("\u{2581}{escaped}")
-        } else {
-            escaped
-        };
-        // Pieces never span a word boundary (SentencePiece's split_by_whitespace), so each
-        // "▁word" is segmented on its own.
-        let mut pieces = Vec::new();
-        for word in split_before_spaces(&escaped) {
-            pieces.extend(
-                self.unigram
-                    .encode(word)
-                    .map_err(|e| Error::Input(format!("cannot tokenize {word:?}: {e}")))?,
-            );
-        }
-        Ok(pieces)
-    }
-}
-
-/// "▁a▁b" → ["▁a", "▁b"]: every ▁ starts a word, as SentencePiece's SplitIntoWords.
-fn split_before_spaces(text: &str) -> Vec<&str> {
-    let mut words = Vec::new();
-    let mut start = 0;
-    for (i, c) in text.char_indices() {
-        if c == '\u{2581}' && i > start {
-            words.push(&text[start..i]);
-            start = i;
-        }
-    }
-    if start < text.len() {
-        words.push(&text[start..]);
-    }
-    words
-}
-
-enum Segment<'a> {
-    Text(&'a str),
-    Special(u32),
-}
-
-/// Splits out special tokens written in the text (as transformers' added-tokens trie does).
-fn split_on_specials<'a>(text: &'a str, specials: &[(String, u32)]) -> Vec<Segment<'a>> {
-    let mut segments = Vec::new();
-    let mut rest_start = 0;
-    let mut i = 0;
-    while i < text.len() {
-        let found = specials
-            .iter()
-            .find(|(s, _)| !s.is_empty() && text[i..].starts_with(s.as_str()));
-        match found {
-            Some((s, id)) => {
-                if i > rest_start {
-                    segments.push(Segment::Text(&text[rest_start..i]));
-                }
-                segments.push(Segment::Special(*id));
-                i += s.len();
-                rest_start = i;
-            }
-            None => i += text[i..].chars().next().map_or(1, char::len_utf8),
-        }
-    }
-    if rest_start < text.len() {
-        segments.push(Segment::Text(&text[rest_start..]));
-    }
-    segments
-}
-
 /// A leading `>>xx<<` target-language code, kept as one token.
 fn split_language_code(text: &str) -> (Option<&str>, &str) {
     if text.starts_with(">>") {
@@ -304,13 +169,6 @@ fn read_vocab(path: &Path) -> Result<HashMap<String, u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn words_keep_their_leading_marker() {
-        assert_eq!(split_before_spaces("▁a▁bc"), vec!["▁a", "▁bc"]);
-        assert_eq!(split_before_spaces("▁a▁▁b"), vec!["▁a", "▁", "▁b"]);
-        assert_eq!(split_before_spaces("ab"), vec!["ab"]);
-    }
 
     #[test]
     fn language_codes_are_split_off() {

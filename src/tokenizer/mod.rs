@@ -1,8 +1,11 @@
 //! One tokenizer type over the files hub repos ship: `tokenizer.json`, or SentencePiece
 //! models (Marian's `source.spm`/`target.spm` + `vocab.json`), read natively.
 
+mod m2m100;
 mod marian;
+mod nllb;
 pub mod sentencepiece;
+mod spm_encoder;
 mod t5;
 
 use std::path::Path;
@@ -11,12 +14,26 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
+pub use m2m100::M2M100Tokenizer;
 pub use marian::MarianTokenizer;
+pub use nllb::NllbTokenizer;
+
+/// A language a multilingual tokenizer knows: the model's code for it (`fra_Latn`, `fr`,
+/// `fra`) and the token that stands for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Language {
+    pub code: String,
+    pub id: u32,
+}
 
 pub enum Tokenizer {
     /// A `tokenizer.json`, used as transformers' fast tokenizer uses it.
     Json(Box<JsonTokenizer>),
     Marian(Box<MarianTokenizer>),
+    /// NLLB-200: the source language's token before the text, the target's forced.
+    Nllb(Box<NllbTokenizer>),
+    /// M2M100: the same, from `vocab.json` + `sentencepiece.bpe.model`.
+    M2M100(Box<M2M100Tokenizer>),
 }
 
 pub struct JsonTokenizer {
@@ -52,6 +69,12 @@ impl Tokenizer {
             .map(str::to_string)
             .unwrap_or_else(|| default_class(dir).to_string());
         let class = class.as_str();
+        if class.starts_with("NllbTokenizer") {
+            return Ok(Tokenizer::Nllb(Box::new(NllbTokenizer::load(dir, &config)?)));
+        }
+        if class.starts_with("M2M100Tokenizer") {
+            return Ok(Tokenizer::M2M100(Box::new(M2M100Tokenizer::load(dir, &config)?)));
+        }
         if class.starts_with("T5Tokenizer") {
             return Ok(Tokenizer::Json(Box::new(JsonTokenizer {
                 inner: t5::load(dir, &config)?,
@@ -103,6 +126,36 @@ impl Tokenizer {
                 .get_ids()
                 .to_vec()),
             Tokenizer::Marian(t) => t.encode(text),
+            Tokenizer::Nllb(t) => t.encode(text),
+            Tokenizer::M2M100(t) => t.encode(text),
+        }
+    }
+
+    /// The languages a multilingual tokenizer marks with tokens (NLLB, M2M100).
+    pub fn languages(&self) -> Option<&[Language]> {
+        match self {
+            Tokenizer::Nllb(t) => Some(t.languages()),
+            Tokenizer::M2M100(t) => Some(t.languages()),
+            _ => None,
+        }
+    }
+
+    /// Makes `language` (one of [`Tokenizer::languages`]) the source the text is marked with.
+    pub fn set_source_language(&mut self, language: &Language) {
+        match self {
+            Tokenizer::Nllb(t) => t.set_source(language),
+            Tokenizer::M2M100(t) => t.set_source(language),
+            _ => {}
+        }
+    }
+
+    /// Every token of the vocabulary with its id (special and added tokens included).
+    pub fn vocab_tokens(&self) -> Vec<(String, u32)> {
+        match self {
+            Tokenizer::Json(t) => t.inner.get_vocab(true).into_iter().collect(),
+            Tokenizer::Marian(t) => t.vocab_tokens(),
+            Tokenizer::Nllb(t) => t.vocab_tokens(),
+            Tokenizer::M2M100(t) => t.vocab_tokens(),
         }
     }
 
@@ -121,6 +174,8 @@ impl Tokenizer {
                 })
             }
             Tokenizer::Marian(t) => Ok(t.decode(ids)),
+            Tokenizer::Nllb(t) => t.decode(ids),
+            Tokenizer::M2M100(t) => Ok(t.decode(ids)),
         }
     }
 }
@@ -134,6 +189,7 @@ fn default_class(dir: &Path) -> &'static str {
         .and_then(|config| config.get("model_type")?.as_str().map(str::to_string));
     match model_type.as_deref() {
         Some("t5" | "mt5") => "T5Tokenizer",
+        Some("m2m_100") => "M2M100Tokenizer",
         _ => "",
     }
 }
@@ -148,7 +204,7 @@ fn read_tokenizer_config(dir: &Path) -> Result<Value> {
 }
 
 /// A token given as a string or as an AddedToken object `{"content": …}`.
-fn token_content(value: &Value) -> Option<String> {
+pub(crate) fn token_content(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
         Value::Object(o) => o.get("content").and_then(Value::as_str).map(str::to_string),
@@ -156,11 +212,43 @@ fn token_content(value: &Value) -> Option<String> {
     }
 }
 
-fn token_name(config: &Value, key: &str, default: &str) -> String {
+pub(crate) fn token_name(config: &Value, key: &str, default: &str) -> String {
     config
         .get(key)
         .and_then(token_content)
         .unwrap_or_else(|| default.to_string())
+}
+
+pub(crate) enum Segment<'a> {
+    Text(&'a str),
+    Special(u32),
+}
+
+/// Splits out special tokens written in the text (as transformers' added-tokens trie does).
+pub(crate) fn split_on_specials<'a>(text: &'a str, specials: &[(String, u32)]) -> Vec<Segment<'a>> {
+    let mut segments = Vec::new();
+    let mut rest_start = 0;
+    let mut i = 0;
+    while i < text.len() {
+        let found = specials
+            .iter()
+            .find(|(s, _)| !s.is_empty() && text[i..].starts_with(s.as_str()));
+        match found {
+            Some((s, id)) => {
+                if i > rest_start {
+                    segments.push(Segment::Text(&text[rest_start..i]));
+                }
+                segments.push(Segment::Special(*id));
+                i += s.len();
+                rest_start = i;
+            }
+            None => i += text[i..].chars().next().map_or(1, char::len_utf8),
+        }
+    }
+    if rest_start < text.len() {
+        segments.push(Segment::Text(&text[rest_start..]));
+    }
+    segments
 }
 
 /// Python's `str.strip()`: Unicode whitespace plus the ASCII separators \x1c–\x1f.

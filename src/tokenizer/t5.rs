@@ -125,7 +125,7 @@ fn from_tokenizer_json(path: &Path) -> Result<Parts> {
 }
 
 /// The `Precompiled` normalizer, alone or inside a `Sequence`.
-fn find_precompiled(normalizer: &Value) -> Option<&Value> {
+pub(crate) fn find_precompiled(normalizer: &Value) -> Option<&Value> {
     match normalizer["type"].as_str()? {
         "Precompiled" => Some(normalizer),
         "Sequence" => normalizer["normalizers"]

@@ -18,7 +18,10 @@ impl MarianConfig {
             target_vocab: self.target_vocab_size(),
             separate_decoder_embeddings: !self.share_encoder_decoder_embeddings,
             tie_head: self.tie_word_embeddings,
-            positions: Positions::Computed(sinusoidal_positions),
+            positions: Positions::Computed {
+                table: sinusoidal_positions,
+                offset: 0,
+            },
             embedding_norm: false,
             pre_norm: false,
         }
