@@ -53,6 +53,12 @@ pub enum ModelsCommand {
     },
     /// Print the local directory of a cached model
     Path { id: String },
+    /// What a model is: family, languages, size, licence, files (a directory, or a cached
+    /// hub id)
+    Info {
+        #[arg(value_name = "ID|DIR")]
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +192,19 @@ pub struct ModelArgs {
     /// Model directory laid out like a hub repo, or hub id ORG/NAME[@REVISION]
     #[arg(long, value_name = "DIR|HUB_ID[@REV]")]
     pub model: Option<String>,
+
+    /// Which of the catalog's models for the language pair: its fastest or its best (see
+    /// `dragoman models list`); without it, the pair's default
+    #[arg(long, value_parser = ["fast", "best"])]
+    pub quality: Option<String>,
+}
+
+impl ModelArgs {
+    pub fn quality(&self) -> Option<dragoman::catalog::Quality> {
+        self.quality
+            .as_deref()
+            .and_then(|q| dragoman::catalog::Quality::parse(q).ok())
+    }
 }
 
 /// Generation settings: each overrides one setting of the model's generation_config.json.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use dragoman::catalog::Catalog;
+use dragoman::catalog::{Catalog, Quality};
 use dragoman::generation::GenerationOverrides;
 use dragoman::tasks::translate::TranslatedSentence;
 use dragoman::{device, hub, Summarizer, Translator};
@@ -183,8 +183,18 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
         // Structured output gives every sentence its score.
         overrides.output_scores = Some(true);
     }
+    if args.model.model.is_some() && args.model.quality.is_some() {
+        return Err(dragoman::Error::Setting(
+            "--quality picks among the catalog's models; --model names one: pass either".into(),
+        )
+        .into());
+    }
+    let choice = ModelChoice {
+        model: args.model.model.as_deref(),
+        quality: args.model.quality(),
+    };
     let (translator, info) = load_translator(
-        args.model.model.as_deref(),
+        choice,
         asked_source(&args.from),
         args.to.as_deref(),
         &args.runtime,
@@ -313,7 +323,7 @@ pub fn summarize(args: &SummarizeArgs) -> Result<()> {
         &args.runtime,
         &args.generation.overrides(),
     )?;
-    let translator = summary_translator(args.lang.as_deref(), &args.runtime)?;
+    let translator = summary_translator(args.lang.as_deref(), args.model.quality(), &args.runtime)?;
     let inputs = inputs(&args.files)?;
     write_output(args.output.as_deref(), |out| {
         for input in &inputs {
@@ -384,14 +394,29 @@ pub(crate) fn load_summarizer(
 /// language), else the catalog's fr→lang model.
 pub(crate) fn summary_translator(
     lang: Option<&str>,
+    quality: Option<Quality>,
     runtime: &RuntimeArgs,
 ) -> Result<Option<Translator>> {
     match lang.unwrap_or("fr") {
         "fr" => Ok(None),
-        to => Ok(Some(
-            load_translator(None, None, Some(to), runtime, &GenerationOverrides::default())?.0,
-        )),
+        to => {
+            let choice = ModelChoice {
+                model: None,
+                quality,
+            };
+            let defaults = GenerationOverrides::default();
+            Ok(Some(
+                load_translator(choice, None, Some(to), runtime, &defaults)?.0,
+            ))
+        }
     }
+}
+
+/// Which model to run: the one `--model` names, or the catalog's, of a tier if asked.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct ModelChoice<'a> {
+    pub model: Option<&'a str>,
+    pub quality: Option<Quality>,
 }
 
 /// Translates a text as the CLI translates a stream: line by line, each line keeping its
@@ -537,7 +562,7 @@ pub(crate) struct ModelInfo {
 /// The model `--model` names, or the catalog's for `from`→`to` (French to English where
 /// not given), loaded with `overrides`, set to translate from `from` into `to`.
 pub(crate) fn load_translator(
-    model: Option<&str>,
+    choice: ModelChoice,
     from: Option<&str>,
     to: Option<&str>,
     runtime: &RuntimeArgs,
@@ -549,9 +574,9 @@ pub(crate) fn load_translator(
         dir,
         device,
         precision,
-    } = locate(model, runtime, || {
+    } = locate(choice.model, runtime, || {
         let entry = Catalog::builtin()
-            .translation(from.unwrap_or("fr"), to.unwrap_or("en"))?
+            .translation(from.unwrap_or("fr"), to.unwrap_or("en"), choice.quality)?
             .clone();
         Ok((entry.model, entry.revision))
     })?;
@@ -715,7 +740,18 @@ pub fn models(command: &ModelsCommand, runtime: &RuntimeArgs) -> Result<()> {
                 .translate
                 .iter()
                 .map(|e| {
-                    let task = format!("translate {}→{}", e.from, e.to);
+                    let default = if e.default { ", default" } else { "" };
+                    let note = if e.non_commercial() {
+                        ": non-commercial use only; never a default, run it with --model"
+                    } else {
+                        ""
+                    };
+                    let task = format!(
+                        "translate {}→{} ({}{default}){note}",
+                        e.from,
+                        e.to,
+                        e.quality.name()
+                    );
                     (&e.model, &e.revision, &e.license, task)
                 })
                 .chain(catalog.summarize.iter().map(|e| {
@@ -789,8 +825,132 @@ pub fn models(command: &ModelsCommand, runtime: &RuntimeArgs) -> Result<()> {
             let snapshot = hub::cached(id)?;
             writeln!(out, "{}", snapshot.display())?;
         }
+        ModelsCommand::Info { id } => {
+            let dir = if Path::new(id).is_dir() {
+                PathBuf::from(id)
+            } else {
+                hub::cached(id)?
+            };
+            out.write_all(model_info(id, &dir)?.as_bytes())?;
+        }
     }
     Ok(())
+}
+
+/// `dragoman models info`: one field per line.
+fn model_info(name: &str, dir: &Path) -> Result<String> {
+    use dragoman::languages::{self, Scheme};
+    let config = dragoman::models::ModelConfig::read(&dir.join("config.json"))
+        .with_context(|| format!("model {name}"))?;
+    let raw = &config.raw;
+    let number = |key: &str| raw.get(key).and_then(serde_json::Value::as_u64);
+    let mut info = String::new();
+    let mut field = |key: &str, value: String| info.push_str(&format!("{key:<10} {value}\n"));
+    field("model", format!("{name} ({})", dir.display()));
+    let family = config.model_type().to_string();
+    let supported = if config.is_supported() {
+        ""
+    } else {
+        " (not supported)"
+    };
+    let shape = match (
+        number("d_model"),
+        number("encoder_layers"),
+        number("decoder_layers"),
+    ) {
+        (Some(d), Some(e), Some(l)) => format!(", d_model {d}, {e}+{l} layers"),
+        _ => String::new(),
+    };
+    let vocab = number("vocab_size")
+        .map(|v| format!(", {v} words"))
+        .unwrap_or_default();
+    field("family", format!("{family}{supported}{shape}{vocab}"));
+    if config.is_supported() {
+        let tokenizer =
+            dragoman::tokenizer::Tokenizer::load(dir).with_context(|| format!("model {name}"))?;
+        let named = |codes: &[String]| -> String {
+            codes
+                .iter()
+                .map(|c| match languages::name(c) {
+                    Some(n) => format!("{c} ({n})"),
+                    None => c.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let scheme = Scheme::of(dir, &tokenizer);
+        let languages = match &scheme {
+            Scheme::Tokens(_) => format!(
+                "{} languages, any to any (source marked by a token, target forced): {}",
+                scheme.codes().len(),
+                named(&scheme.codes())
+            ),
+            Scheme::TargetToken(_) => format!(
+                "into {} languages, by a >>code<< token before each sentence: {}",
+                scheme.codes().len(),
+                named(&scheme.codes())
+            ),
+            Scheme::Pair { from, to } => {
+                let side = |code: &Option<String>| {
+                    code.as_ref()
+                        .map(|c| named(std::slice::from_ref(c)))
+                        .unwrap_or_else(|| "?".into())
+                };
+                format!("{} → {}", side(from), side(to))
+            }
+        };
+        field("languages", languages);
+    }
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .with_context(|| format!("model {name}: {}", dir.display()))?
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| {
+            let size = std::fs::metadata(e.path()).map(|m| m.len()).unwrap_or(0);
+            (e.file_name().to_string_lossy().into_owned(), size)
+        })
+        .collect();
+    files.sort();
+    let total: u64 = files.iter().map(|(_, size)| size).sum();
+    let dtype = raw
+        .get("torch_dtype")
+        .or_else(|| raw.get("dtype"))
+        .and_then(serde_json::Value::as_str)
+        .map(|d| format!(", weights in {d}"))
+        .unwrap_or_default();
+    field("size", format!("{}{dtype}", human_size(total)));
+    field("licence", licence(name, dir));
+    let listing: Vec<String> = files
+        .iter()
+        .map(|(file, size)| format!("{file} ({})", human_size(*size)))
+        .collect();
+    field("files", listing.join(", "));
+    Ok(info)
+}
+
+/// A model's licence: the catalog's for its models, else the model card's `license:`.
+fn licence(name: &str, dir: &Path) -> String {
+    let model = name.split('@').next().unwrap_or(name);
+    let listed = Catalog::builtin().license_of(model).map(str::to_string);
+    let card = || {
+        let readme = std::fs::read_to_string(dir.join("README.md")).ok()?;
+        let front = readme
+            .strip_prefix("---")?
+            .split("\n---")
+            .next()?
+            .to_string();
+        front.lines().find_map(|line| {
+            line.strip_prefix("license:")
+                .map(|l| l.trim().trim_matches('"').to_string())
+        })
+    };
+    match listed.or_else(card) {
+        Some(l) if l.to_ascii_uppercase().contains("-NC") => {
+            format!("{l} (non-commercial use only)")
+        }
+        Some(l) => l,
+        None => "unknown (not in the catalog, no model card with a licence)".into(),
+    }
 }
 
 fn human_size(bytes: u64) -> String {

@@ -199,7 +199,9 @@ mod tests {
 
     #[test]
     fn iso_and_model_codes_find_nllb_languages() {
-        let nllb = languages(&["eng_Latn", "fra_Latn", "rus_Cyrl", "zho_Hans", "zho_Hant", "arb_Arab"]);
+        let nllb = languages(&[
+            "eng_Latn", "fra_Latn", "rus_Cyrl", "zho_Hans", "zho_Hant", "arb_Arab",
+        ]);
         for code in ["ru", "rus", "rus_Cyrl", "RU", " ru "] {
             assert_eq!(find(code, &nllb).unwrap().code, "rus_Cyrl", "{code}");
         }
@@ -208,7 +210,10 @@ mod tests {
         let several = find("zh", &nllb).unwrap_err();
         assert!(several.contains("zho_Hans, zho_Hant"), "{several}");
         let missing = find("de", &nllb).unwrap_err();
-        assert!(missing.contains("\"de\" (German)") && missing.contains("eng_Latn, fra_Latn"), "{missing}");
+        assert!(
+            missing.contains("\"de\" (German)") && missing.contains("eng_Latn, fra_Latn"),
+            "{missing}"
+        );
     }
 
     #[test]

@@ -38,10 +38,12 @@ const SMALL_FILES: &[&str] = &[
     "spiece.model",
     "sentencepiece.bpe.model",
     "merges.txt",
+    // The model card: its front matter names the licence (`models info`).
+    "README.md",
 ];
 
 const NO_TOKENIZER: &str =
-    "the repo lacks a tokenizer dragoman can read (tokenizer.json, spiece.model or source.spm + vocab.json)";
+    "the repo lacks a tokenizer dragoman can read (tokenizer.json, spiece.model, sentencepiece.bpe.model or source.spm + vocab.json)";
 
 /// Fetches (or refreshes) `id` into `cache` and returns its snapshot directory.
 pub fn fetch(cache_dir: &Path, id: &HubId, show_progress: bool) -> Result<PathBuf> {

@@ -55,9 +55,14 @@ pub fn preferred_weights(has: impl Fn(&str) -> bool) -> Option<WeightLayout> {
     WEIGHT_LAYOUTS.into_iter().find(|layout| has(layout.file))
 }
 
-/// Whether a repo's files include a tokenizer dragoman reads.
+/// Whether a repo's files include a tokenizer dragoman reads: `tokenizer.json`, T5's
+/// `spiece.model`, NLLB's `sentencepiece.bpe.model` (M2M100's, with `vocab.json`), or
+/// Marian's `source.spm` + `vocab.json`.
 pub fn has_tokenizer_files(has: impl Fn(&str) -> bool) -> bool {
-    has("tokenizer.json") || has("spiece.model") || (has("source.spm") && has("vocab.json"))
+    has("tokenizer.json")
+        || has("spiece.model")
+        || has("sentencepiece.bpe.model")
+        || (has("source.spm") && has("vocab.json"))
 }
 
 /// The distinct shard files a `*.index.json` weight map names, sorted.

@@ -34,7 +34,7 @@ use serde_json::Value;
 use crate::cli::{GenerationArgs, ServeArgs};
 
 /// Fields a request may carry besides the generation settings, for the unknown-field error.
-const REQUEST_FIELDS: &str = "id, task, text, model, to, from, lang";
+const REQUEST_FIELDS: &str = "id, task, text, model, quality, to, from, lang";
 
 #[derive(Debug, Deserialize)]
 struct Request {
@@ -45,6 +45,8 @@ struct Request {
     task: String,
     text: String,
     model: Option<String>,
+    /// The catalog's tier (`fast`, `best`), as `--quality`.
+    quality: Option<String>,
     to: Option<String>,
     from: Option<String>,
     lang: Option<String>,
@@ -91,10 +93,25 @@ impl Request {
         Ok(request)
     }
 
+    /// `quality`, checked.
+    fn quality(&self) -> Result<Option<dragoman::catalog::Quality>> {
+        Ok(self
+            .quality
+            .as_deref()
+            .map(dragoman::catalog::Quality::parse)
+            .transpose()?)
+    }
+
     /// What requests must share to be translated as one batch.
     fn batch_key(&self) -> String {
-        serde_json::to_string(&(&self.model, &self.from, &self.to, &self.generation))
-            .unwrap_or_default()
+        serde_json::to_string(&(
+            &self.model,
+            &self.quality,
+            &self.from,
+            &self.to,
+            &self.generation,
+        ))
+        .unwrap_or_default()
     }
 }
 

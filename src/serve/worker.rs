@@ -20,7 +20,7 @@ use super::{Refusal, Request};
 use crate::cli::RuntimeArgs;
 use crate::commands::{
     load_summarizer, load_translator, sentence_json, summary_translator, translate_text,
-    translate_texts_aligned,
+    translate_texts_aligned, ModelChoice,
 };
 
 /// Most requests taken together from the queue.
@@ -167,10 +167,10 @@ fn guarded<T>(models: &mut Models, work: impl FnOnce(&mut Models) -> Result<T>) 
 /// Models loaded so far, by what names them.
 #[derive(Default)]
 struct Models {
-    translators: HashMap<(Option<String>, String, String), Translator>,
+    translators: HashMap<(Option<String>, Option<String>, String, String), Translator>,
     summarizers: HashMap<Option<String>, Summarizer>,
-    /// Summary translators by language (None: French, no translation).
-    summary_translators: HashMap<String, Option<Translator>>,
+    /// Summary translators by language and quality (None: French, no translation).
+    summary_translators: HashMap<(String, Option<String>), Option<Translator>>,
 }
 
 impl Models {
@@ -178,12 +178,17 @@ impl Models {
     fn translator(&mut self, request: &Request, runtime: &RuntimeArgs) -> Result<&mut Translator> {
         let key = (
             request.model.clone(),
+            request.quality.clone(),
             request.from.clone().unwrap_or_else(|| "fr".into()),
             request.to.clone().unwrap_or_else(|| "en".into()),
         );
         if !self.translators.contains_key(&key) {
+            let choice = ModelChoice {
+                model: key.0.as_deref(),
+                quality: request.quality()?,
+            };
             let (translator, _) = load_translator(
-                key.0.as_deref(),
+                choice,
                 request.from.as_deref(),
                 request.to.as_deref(),
                 runtime,
@@ -197,7 +202,7 @@ impl Models {
     /// What is loaded, for /v1/models and /metrics: (task, model, from, to).
     fn names(&self) -> Vec<[String; 4]> {
         let catalog = |model: &Option<String>| model.clone().unwrap_or_else(|| "catalog".into());
-        let translators = self.translators.keys().map(|(model, from, to)| {
+        let translators = self.translators.keys().map(|(model, _, from, to)| {
             ["translate".into(), catalog(model), from.clone(), to.clone()]
         });
         let summarizers = self
@@ -220,9 +225,12 @@ fn answer_other(models: &mut Models, request: &Request, runtime: &RuntimeArgs) -
                     load_summarizer(key.as_deref(), runtime, &GenerationOverrides::default())?;
                 models.summarizers.insert(key.clone(), summarizer);
             }
-            let lang = request.lang.clone().unwrap_or_else(|| "fr".into());
+            let lang = (
+                request.lang.clone().unwrap_or_else(|| "fr".into()),
+                request.quality.clone(),
+            );
             if !models.summary_translators.contains_key(&lang) {
-                let translator = summary_translator(Some(&lang), runtime)?;
+                let translator = summary_translator(Some(&lang.0), request.quality()?, runtime)?;
                 models.summary_translators.insert(lang.clone(), translator);
             }
             let summarizer = models.summarizers.get_mut(&key).expect("inserted above");

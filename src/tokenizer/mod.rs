@@ -70,10 +70,14 @@ impl Tokenizer {
             .unwrap_or_else(|| default_class(dir).to_string());
         let class = class.as_str();
         if class.starts_with("NllbTokenizer") {
-            return Ok(Tokenizer::Nllb(Box::new(NllbTokenizer::load(dir, &config)?)));
+            return Ok(Tokenizer::Nllb(Box::new(NllbTokenizer::load(
+                dir, &config,
+            )?)));
         }
         if class.starts_with("M2M100Tokenizer") {
-            return Ok(Tokenizer::M2M100(Box::new(M2M100Tokenizer::load(dir, &config)?)));
+            return Ok(Tokenizer::M2M100(Box::new(M2M100Tokenizer::load(
+                dir, &config,
+            )?)));
         }
         if class.starts_with("T5Tokenizer") {
             return Ok(Tokenizer::Json(Box::new(JsonTokenizer {
@@ -112,7 +116,7 @@ impl Tokenizer {
         }
         Err(Error::file(
             dir,
-            "no tokenizer found (expected tokenizer.json, spiece.model, or source.spm + target.spm + vocab.json)",
+            "no tokenizer found (expected tokenizer.json, spiece.model, sentencepiece.bpe.model, or source.spm + target.spm + vocab.json)",
         ))
     }
 

@@ -88,7 +88,8 @@ impl NllbTokenizer {
         };
         let json_path = dir.join("tokenizer.json");
         let tokenizer_json = if json_path.is_file() {
-            let text = std::fs::read_to_string(&json_path).map_err(|e| Error::file(&json_path, e))?;
+            let text =
+                std::fs::read_to_string(&json_path).map_err(|e| Error::file(&json_path, e))?;
             Some(
                 serde_json::from_str::<Value>(&text)
                     .map_err(|e| Error::file(&json_path, format!("invalid JSON: {e}")))?,
@@ -103,8 +104,9 @@ impl NllbTokenizer {
                 let spm = SentencePieceModel::from_file(&path)?;
                 let (vocab, merges) = parts_of_spm(&spm, &names);
                 let charsmap = (!spm.precompiled_charsmap.is_empty()).then(|| {
-                    Precompiled::from(&spm.precompiled_charsmap)
-                        .map_err(|e| Error::file(&path, format!("invalid precompiled_charsmap: {e}")))
+                    Precompiled::from(&spm.precompiled_charsmap).map_err(|e| {
+                        Error::file(&path, format!("invalid precompiled_charsmap: {e}"))
+                    })
                 });
                 (vocab, merges, charsmap.transpose()?)
             }
@@ -118,40 +120,56 @@ impl NllbTokenizer {
             .map_err(|e| Error::file(dir, format!("invalid NLLB vocabulary: {e}")))?;
         let mut inner = Tokenizer::new(bpe);
         if let Some(charsmap) = charsmap {
-            let spaces = Replace::new(
-                ReplacePattern::Regex(" {2,}".into()),
-                " ",
-            )
-            .map_err(|e| Error::file(dir, format!("invalid normalizer: {e}")))?;
-            inner.with_normalizer(Some(NormalizerWrapper::Sequence(Sequence::new(vec![
-                NormalizerWrapper::Precompiled(charsmap),
-                NormalizerWrapper::Replace(spaces),
-            ]))))
-            .map_err(|e| Error::file(dir, format!("invalid normalizer: {e}")))?;
+            let spaces = Replace::new(ReplacePattern::Regex(" {2,}".into()), " ")
+                .map_err(|e| Error::file(dir, format!("invalid normalizer: {e}")))?;
+            inner
+                .with_normalizer(Some(NormalizerWrapper::Sequence(Sequence::new(vec![
+                    NormalizerWrapper::Precompiled(charsmap),
+                    NormalizerWrapper::Replace(spaces),
+                ]))))
+                .map_err(|e| Error::file(dir, format!("invalid normalizer: {e}")))?;
         }
         let metaspace = Metaspace::new('▁', PrependScheme::Always, true);
         inner.with_pre_tokenizer(Some(metaspace.clone()));
         inner.with_decoder(Some(DecoderWrapper::Metaspace(metaspace)));
 
         // Added tokens as transformers 5 adds them, each not yet there taking the next id:
-        // the saved added tokens by id, then the named special tokens, then the extra ones
-        // (the language codes).
+        // the saved added tokens by id, the named special tokens (`<mask>` among them), then
+        // the extra ones the config lists (the language codes).
         let saved = saved_added_tokens(config, tokenizer_json.as_ref());
-        let extra: Vec<String> = ["extra_special_tokens", "additional_special_tokens"]
+        let listed: Option<Vec<String>> = ["extra_special_tokens", "additional_special_tokens"]
             .iter()
             .find_map(|key| config.get(*key).and_then(Value::as_array))
-            .map(|tokens| tokens.iter().filter_map(token_content).collect())
-            .unwrap_or_else(|| FAIRSEQ_LANGUAGE_CODES.iter().map(|c| c.to_string()).collect());
+            .map(|tokens| tokens.iter().filter_map(token_content).collect());
+        let mask = AddedToken::from(names.mask.clone(), true)
+            .lstrip(true)
+            .normalized(true);
         let mut to_add: Vec<AddedToken> = saved;
-        for name in [&names.bos, &names.eos, &names.unk, &names.sep, &names.pad, &names.cls] {
+        for name in [
+            &names.bos, &names.eos, &names.unk, &names.sep, &names.pad, &names.cls,
+        ] {
             to_add.push(AddedToken::from(name.clone(), true));
         }
-        to_add.push(
-            AddedToken::from(names.mask.clone(), true)
-                .lstrip(true)
-                .normalized(true),
-        );
-        to_add.extend(extra.iter().map(|t| AddedToken::from(t.clone(), true)));
+        let extra = match listed {
+            Some(listed) => {
+                to_add.push(mask);
+                to_add.extend(listed.iter().map(|t| AddedToken::from(t.clone(), true)));
+                listed
+            }
+            // A repo whose files list no language codes (an old spm-only one): the class's
+            // own codes, after the vocabulary, `<mask>` last, as fairseq's dictionary and every
+            // NLLB tokenizer.json number them. (transformers 5.24 knows no code at all here and
+            // turns every one into `<unk>`: nothing to copy.)
+            None => {
+                let codes: Vec<String> = FAIRSEQ_LANGUAGE_CODES
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect();
+                to_add.extend(codes.iter().map(|t| AddedToken::from(t.clone(), true)));
+                to_add.push(mask);
+                codes
+            }
+        };
         let mut seen = std::collections::HashSet::new();
         to_add.retain(|t| seen.insert(t.content.clone()));
         inner
@@ -160,7 +178,10 @@ impl NllbTokenizer {
 
         let id = |token: &str| {
             inner.token_to_id(token).ok_or_else(|| {
-                Error::file(dir, format!("special token {token:?} is not in the vocabulary"))
+                Error::file(
+                    dir,
+                    format!("special token {token:?} is not in the vocabulary"),
+                )
             })
         };
         let eos = id(&names.eos)?;
@@ -308,7 +329,13 @@ fn parts_of_spm(spm: &SentencePieceModel, names: &Names) -> (Vocab, Vec<(String,
         }
         local.sort_by_key(|&(l, r, _, _)| (l, r));
         merges.extend(local.into_iter().map(|(_, _, left, right)| {
-            (merged_id, left.chars().count(), right.chars().count(), left, right)
+            (
+                merged_id,
+                left.chars().count(),
+                right.chars().count(),
+                left,
+                right,
+            )
         }));
     }
     merges.sort_by_key(|&(merged, l, r, _, _)| (merged, l, r));
@@ -334,7 +361,8 @@ fn saved_added_tokens(config: &Value, tokenizer_json: Option<&Value>) -> Vec<Add
     let mut saved: Vec<(u64, AddedToken)> = Vec::new();
     let token = |t: &Value| -> Option<AddedToken> {
         let content = t.get("content")?.as_str()?;
-        let flag = |key: &str, default: bool| t.get(key).and_then(Value::as_bool).unwrap_or(default);
+        let flag =
+            |key: &str, default: bool| t.get(key).and_then(Value::as_bool).unwrap_or(default);
         let special = flag("special", false);
         Some(
             AddedToken::from(content.to_string(), special)
@@ -344,7 +372,10 @@ fn saved_added_tokens(config: &Value, tokenizer_json: Option<&Value>) -> Vec<Add
                 .normalized(flag("normalized", !special)),
         )
     };
-    if let Some(decoder) = config.get("added_tokens_decoder").and_then(Value::as_object) {
+    if let Some(decoder) = config
+        .get("added_tokens_decoder")
+        .and_then(Value::as_object)
+    {
         for (id, t) in decoder {
             if let (Ok(id), Some(t)) = (id.parse::<u64>(), token(t)) {
                 saved.push((id, t));

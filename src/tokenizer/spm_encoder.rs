@@ -20,14 +20,14 @@ pub(crate) struct SpmEncoder {
 }
 
 enum Segmenter {
-    Unigram(Unigram),
+    Unigram(Box<Unigram>),
     Bpe(Bpe),
 }
 
 impl SpmEncoder {
     pub(crate) fn new(spm: &SentencePieceModel) -> std::result::Result<Self, String> {
         let segmenter = match spm.model_type {
-            ModelType::Unigram => Segmenter::Unigram(unigram(spm)?),
+            ModelType::Unigram => Segmenter::Unigram(Box::new(unigram(spm)?)),
             ModelType::Bpe => Segmenter::Bpe(Bpe::new(spm)?),
             other => {
                 return Err(format!(
@@ -245,7 +245,10 @@ impl Bpe {
         let mut at = 0;
         while at < text.len() {
             let rest = &text[at..];
-            let (len, frozen) = match self.user_defined.iter().find(|p| rest.starts_with(p.as_str()))
+            let (len, frozen) = match self
+                .user_defined
+                .iter()
+                .find(|p| rest.starts_with(p.as_str()))
             {
                 Some(piece) => (piece.len(), true),
                 None => (rest.chars().next().map_or(1, char::len_utf8), false),
@@ -264,7 +267,13 @@ impl Bpe {
         let mut unmerge: HashMap<&str, (&str, &str)> = HashMap::new();
         let mut agenda = BinaryHeap::new();
         for i in 1..symbols.len() {
-            self.consider(text, (Some(i - 1), Some(i)), &symbols, &mut agenda, &mut unmerge);
+            self.consider(
+                text,
+                (Some(i - 1), Some(i)),
+                &symbols,
+                &mut agenda,
+                &mut unmerge,
+            );
         }
         while let Some(top) = agenda.pop() {
             let (l, r) = (symbols[top.left], symbols[top.right]);
@@ -282,8 +291,20 @@ impl Bpe {
             }
             symbols[top.right].end = symbols[top.right].start; // emptied
             let left = symbols[top.left];
-            self.consider(text, (left.prev, Some(top.left)), &symbols, &mut agenda, &mut unmerge);
-            self.consider(text, (Some(top.left), left.next), &symbols, &mut agenda, &mut unmerge);
+            self.consider(
+                text,
+                (left.prev, Some(top.left)),
+                &symbols,
+                &mut agenda,
+                &mut unmerge,
+            );
+            self.consider(
+                text,
+                (Some(top.left), left.next),
+                &symbols,
+                &mut agenda,
+                &mut unmerge,
+            );
         }
 
         let mut pieces: Vec<String> = Vec::new();

@@ -24,6 +24,13 @@ pub struct Expected {
     #[serde(default)]
     pub prefix: String,
     pub tokenizer_cases: Vec<TokenizerCase>,
+    /// Multilingual fixtures: the tokenizer's language codes and their token ids.
+    #[serde(default)]
+    pub languages: std::collections::BTreeMap<String, u32>,
+    /// Multilingual fixtures: decode(ids, skip_special_tokens=True) of ids that are no
+    /// tokenization (language tokens, ids past the vocabulary, …).
+    #[serde(default)]
+    pub decode_cases: Vec<DecodeCase>,
     pub sentences: Vec<String>,
     pub cases: Vec<Case>,
 }
@@ -31,6 +38,12 @@ pub struct Expected {
 #[derive(Debug, Deserialize)]
 pub struct TokenizerCase {
     pub text: String,
+    pub ids: Vec<u32>,
+    pub decoded: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DecodeCase {
     pub ids: Vec<u32>,
     pub decoded: String,
 }
@@ -92,6 +105,9 @@ pub fn overrides(kwargs: &serde_json::Map<String, Value>) -> GenerationOverrides
             "no_repeat_ngram_size" => o.no_repeat_ngram_size = Some(int(value)),
             "length_penalty" => o.length_penalty = value.as_f64(),
             "repetition_penalty" => o.repetition_penalty = value.as_f64(),
+            // A multilingual model's target language, as Translator::set_languages forces it
+            // (multilingual_translator_forces_the_target_language checks that it does).
+            "forced_bos_token_id" => o.forced_bos_token_id = Some(int(value) as u32),
             "early_stopping" => {
                 o.early_stopping = Some(match value {
                     Value::Bool(true) => EarlyStopping::Always,

@@ -32,7 +32,26 @@ fn hub() -> HubServer {
         ),
         ("test-org/private", gated),
         ("test-org/llama", llama),
+        (
+            "test-org/nllb-bin",
+            with_card(
+                Repo::from_dir(&fixture("m2m100/nllb-spm"), COMMIT),
+                "cc-by-nc-4.0",
+            ),
+        ),
+        (
+            "test-org/m2m100",
+            with_card(Repo::from_dir(&fixture("m2m100/m2m100"), COMMIT), "mit"),
+        ),
     ])
+}
+
+/// `repo` with a model card whose front matter names `license`, as hub model cards do.
+fn with_card(mut repo: Repo, license: &str) -> Repo {
+    let card =
+        format!("---\nlanguage:\n- fr\nlicense: {license}\ntags:\n- translation\n---\n# A model\n");
+    repo.files.push(("README.md".into(), card.into_bytes()));
+    repo
 }
 
 fn dragoman(home: &Path, server: &HubServer) -> Command {
@@ -138,6 +157,66 @@ fn download_then_translate_equals_the_local_directory_and_uses_python_s_layout()
         .stdout(format!("{target}\n"));
 }
 
+/// The m2m_100 family's repos as the hub has them (M2M100: vocab.json +
+/// sentencepiece.bpe.model, no tokenizer.json; an NLLB with only its SentencePiece model;
+/// both with .bin weights only) are fetched whole, and translate as their directories do.
+#[test]
+fn m2m100_and_nllb_repos_are_fetched_with_their_tokenizer_files() {
+    let server = hub();
+    let home = tempfile::tempdir().unwrap();
+    for (repo, dir, files, licence) in [
+        (
+            "test-org/m2m100",
+            "m2m100/m2m100",
+            &["vocab.json", "sentencepiece.bpe.model", "pytorch_model.bin"][..],
+            "mit",
+        ),
+        (
+            "test-org/nllb-bin",
+            "m2m100/nllb-spm",
+            &[
+                "sentencepiece.bpe.model",
+                "tokenizer_config.json",
+                "pytorch_model.bin",
+            ][..],
+            "cc-by-nc-4.0 (non-commercial use only)",
+        ),
+    ] {
+        dragoman(home.path(), &server)
+            .args(["models", "pull", repo])
+            .assert()
+            .success();
+        let snapshot = repo_dir(home.path(), repo).join("snapshots").join(COMMIT);
+        for name in files
+            .iter()
+            .chain(&["config.json", "special_tokens_map.json", "README.md"])
+        {
+            assert!(snapshot.join(name).is_file(), "{repo}: {name}");
+        }
+        let run = |model: &str| {
+            let out = dragoman(home.path(), &server)
+                .args(["translate", "--model", model, "--to", "ru", "--beams", "1"])
+                .args(["--max-new-tokens", "20", "-q"])
+                .write_stdin("Le chat dort sur le canapé.\nOù est la gare ?\n")
+                .assert()
+                .success();
+            String::from_utf8_lossy(&out.get_output().stdout).to_string()
+        };
+        assert_eq!(run(repo), run(fixture(dir).to_str().unwrap()), "{repo}");
+        let info = dragoman(home.path(), &server)
+            .args(["models", "info", repo])
+            .assert()
+            .success();
+        let info = String::from_utf8_lossy(&info.get_output().stdout).to_string();
+        assert!(info.contains("family     m2m_100"), "{info}");
+        assert!(info.contains(&format!("licence    {licence}")), "{info}");
+        assert!(
+            info.contains("languages, any to any") && info.contains("(Russian)"),
+            "{info}"
+        );
+    }
+}
+
 #[test]
 fn sharded_weights_are_fetched_shard_by_shard() {
     let server = hub();
@@ -195,7 +274,7 @@ fn hub_errors_are_one_clear_line() {
         ("test-org/private", "HF_TOKEN"),
         (
             "test-org/llama",
-            "model_type \"llama\" is not supported (supported: marian, bart, mbart, t5, mt5)",
+            "model_type \"llama\" is not supported (supported: marian, bart, mbart, m2m_100, t5, mt5)",
         ),
     ];
     for (id, message) in cases {
@@ -362,6 +441,22 @@ fn models_list_path_and_rm() {
     assert!(
         listing.contains("moussaKam/barthez-orangesum-abstract"),
         "{listing}"
+    );
+    // Translation tiers: each pair's default, and NLLB flagged as non-commercial.
+    let line = |model: &str, pair: &str| {
+        listing
+            .lines()
+            .find(|l| l.starts_with(model) && l.contains(pair))
+            .unwrap_or_else(|| panic!("{model} {pair}: {listing}"))
+            .to_string()
+    };
+    assert!(line("Helsinki-NLP/opus-mt-fr-en ", "fr→en").contains("(fast, default)"));
+    assert!(line("Helsinki-NLP/opus-mt-tc-big-fr-en", "fr→en").contains("(best)"));
+    assert!(line("Helsinki-NLP/opus-mt-tc-big-fr-zle", "fr→ru").contains("(best, default)"));
+    let nllb = line("facebook/nllb-200-distilled-600M", "fr→ru");
+    assert!(
+        nllb.contains("CC-BY-NC-4.0") && nllb.contains("non-commercial"),
+        "{nllb}"
     );
 
     dragoman(home.path(), &server)

@@ -247,6 +247,137 @@ parity_tests! {
     mt5 => "summarize/mt5",
     bart_cnn => "summarize/bart-cnn",
     barthez => "summarize/barthez",
+    nllb_spm => "m2m100/nllb-spm",
+    m2m100 => "m2m100/m2m100",
+}
+
+/// nllb/ is nllb-spm/'s model with the real repo's tokenizer files; its logits are stored
+/// with nllb-spm (the same weights), for room.
+mod nllb {
+    #[test]
+    fn tokenizer_matches_transformers() {
+        super::check_tokenizer("m2m100/nllb");
+    }
+    #[test]
+    fn generation_matches_transformers() {
+        super::check_generation("m2m100/nllb");
+    }
+}
+
+/// NLLB's and M2M100's language tokens have transformers' ids, whether a file lists them
+/// (tokenizer.json, tokenizer_config.json) or only the class's rules give them, and ids that
+/// are no tokenization decode as transformers decodes them.
+#[test]
+fn multilingual_tokenizers_have_transformers_language_ids_and_decoding() {
+    let languages_of = |name: &str| -> std::collections::BTreeMap<String, u32> {
+        Tokenizer::load(&fixture(name))
+            .unwrap()
+            .languages()
+            .unwrap()
+            .iter()
+            .map(|l| (l.code.clone(), l.id))
+            .collect()
+    };
+    for name in ["m2m100/nllb", "m2m100/nllb-spm", "m2m100/m2m100"] {
+        let expected = expected(name);
+        let tokenizer = Tokenizer::load(&fixture(name)).unwrap();
+        assert!(!expected.languages.is_empty(), "{name}");
+        assert_eq!(
+            languages_of(name),
+            expected.languages,
+            "{name}: language ids"
+        );
+        assert!(!expected.decode_cases.is_empty(), "{name}");
+        for case in &expected.decode_cases {
+            assert_eq!(
+                tokenizer.decode(&case.ids).unwrap(),
+                case.decoded,
+                "{name}: decode {:?}",
+                case.ids
+            );
+        }
+    }
+    // An old spm-only repo whose files list no language codes: transformers 5.24 knows none
+    // (every code becomes <unk>); dragoman numbers them by the class's own rule, which gives
+    // the real repo's ids (nllb/, from tokenizer.json), and tokenizes the text as transformers.
+    let bare = "m2m100/nllb-spm-bare";
+    let languages = languages_of(bare);
+    assert_eq!(
+        languages,
+        expected("m2m100/nllb").languages,
+        "{bare}: language ids"
+    );
+    let tokenizer = Tokenizer::load(&fixture(bare)).unwrap();
+    let mut compared = 0;
+    for case in &expected(bare).tokenizer_cases {
+        // A code typed in the text is a token to dragoman, letters to transformers here; and
+        // <mask> (after the codes for dragoman) has another id.
+        if case.text.contains("<mask>") || languages.keys().any(|c| case.text.contains(c.as_str()))
+        {
+            continue;
+        }
+        compared += 1;
+        let ids = tokenizer.encode(&case.text).unwrap();
+        assert_eq!(ids[0], languages["fra_Latn"], "{bare}: {:?}", case.text);
+        assert_eq!(ids[1..], case.ids[1..], "{bare}: encode {:?}", case.text);
+    }
+    assert!(compared > 20, "{bare}: {compared} cases compared");
+}
+
+/// The translator marks the source with French's token (whatever src_lang the tokenizer
+/// config saved) and forces the target's, from any form of its code; a language the model
+/// lacks is one error naming the codes it has.
+#[test]
+fn multilingual_translator_forces_the_target_language() {
+    for (name, french, english, russian) in [
+        ("m2m100/nllb", "fra_Latn", "eng_Latn", "rus_Cyrl"),
+        ("m2m100/m2m100", "fr", "en", "ru"),
+    ] {
+        let expected = expected(name);
+        let id = |code: &str| expected.languages[code];
+        let mut translator =
+            Translator::load(&fixture(name), Precision::F32, &Device::Cpu).unwrap();
+        assert_eq!(
+            translator.settings().forced_bos_token_id,
+            Some(id(english)),
+            "{name}"
+        );
+        assert_eq!(
+            translator.tokenizer().encode("Bonjour").unwrap()[0],
+            id(french)
+        );
+        for code in ["ru", "rus", russian, "__ru__"] {
+            translator.set_languages(None, Some(code)).unwrap();
+            assert_eq!(
+                translator.settings().forced_bos_token_id,
+                Some(id(russian)),
+                "{name} {code}"
+            );
+            assert_eq!(translator.target_language().as_deref(), Some(russian));
+        }
+        translator.set_languages(Some("en"), Some("fr")).unwrap();
+        assert_eq!(
+            translator.tokenizer().encode("Hello").unwrap()[0],
+            id(english)
+        );
+        assert_eq!(translator.settings().forced_bos_token_id, Some(id(french)));
+        let err = translator
+            .set_languages(None, Some("tlh"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"tlh\"") && err.contains(english) && err.contains(russian),
+            "{name}: {err}"
+        );
+    }
+    // A model for one pair: its own target is fine, another is refused.
+    let mut marian = Translator::load(&fixture("fr-en"), Precision::F32, &Device::Cpu).unwrap();
+    marian.set_languages(Some("fra"), Some("eng")).unwrap();
+    let err = marian
+        .set_languages(None, Some("ru"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("en only") && err.contains("\"ru\""), "{err}");
 }
 
 /// int8 drifts from f32 (examples/int8_drift.rs measures by how much); on the tiny fixtures
