@@ -107,6 +107,7 @@ impl Catalog {
             let mut pair = pair.filter(|e| !e.non_commercial());
             return match quality {
                 None => pair.find(|e| e.default),
+                Some(Quality::Alternative) => None,
                 Some(quality) => pair.find(|e| e.quality == quality),
             }
             .ok_or_else(|| {

@@ -113,6 +113,11 @@ pub fn same_language(a: &str, b: &str) -> bool {
     a == b || Key::of(a).fits(&Key::of(b)) || Key::of(b).fits(&Key::of(a))
 }
 
+/// The ISO 639-3 code of the language a code names (`ru`, `rus_Cyrl`, `>>rus<<` → `rus`).
+pub fn iso_639_3(code: &str) -> String {
+    Key::of(bare(code)).language
+}
+
 /// The English name of the language a code names (`rus_Cyrl` → "Russian").
 pub fn name(code: &str) -> Option<&'static str> {
     let key = Key::of(bare(code));

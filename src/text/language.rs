@@ -3,23 +3,13 @@
 
 use whatlang::Lang;
 
-/// The languages dragoman names by ISO 639-1 code.
+/// The language a code names (any form `languages::find` takes), as whatlang knows it.
 fn lang_of(code: &str) -> Option<Lang> {
-    Some(match code {
-        "fr" => Lang::Fra,
-        "en" => Lang::Eng,
-        "ru" => Lang::Rus,
-        "de" => Lang::Deu,
-        "es" => Lang::Spa,
-        "it" => Lang::Ita,
-        "pt" => Lang::Por,
-        "nl" => Lang::Nld,
-        _ => return None,
-    })
+    Lang::from_code(crate::languages::iso_639_3(code))
 }
 
 /// The language `text` reliably is, in English (e.g. "English"), when it is not `expected`
-/// (an ISO 639-1 code). None when the text is too short or mixed to tell, or is `expected`.
+/// (any code `languages::find` takes). None when the text is too short or mixed to tell, or is `expected`.
 pub fn unexpected_language(text: &str, expected: &str) -> Option<&'static str> {
     let expected = lang_of(expected)?;
     let info = whatlang::detect(text)?;
@@ -38,7 +28,9 @@ mod tests {
         assert_eq!(unexpected_language(english, "fr"), Some("English"));
         // Too short to tell: no warning.
         assert_eq!(unexpected_language("OK", "fr"), None);
-        // A source language dragoman cannot check: no warning.
+        // Any form of the code; a source language whatlang does not know: no warning.
+        assert_eq!(unexpected_language(english, "fra_Latn"), Some("English"));
+        assert_eq!(unexpected_language(english, "eng"), None);
         assert_eq!(unexpected_language(english, "xx"), None);
     }
 }

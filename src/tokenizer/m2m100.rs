@@ -53,17 +53,18 @@ impl M2M100Tokenizer {
         let text = std::fs::read_to_string(&vocab_path).map_err(|e| Error::file(&vocab_path, e))?;
         let vocab: HashMap<String, u32> = serde_json::from_str(&text)
             .map_err(|e| Error::file(&vocab_path, format!("not a token → id JSON map: {e}")))?;
-        let codes =
-            match config.get("language_codes").and_then(Value::as_str) {
-                None | Some("m2m100") => M2M100_CODES,
-                Some("wmt21") => WMT21_CODES,
-                Some(other) => return Err(Error::file(
+        let codes = match config.get("language_codes").and_then(Value::as_str) {
+            None | Some("m2m100") => M2M100_CODES,
+            Some("wmt21") => WMT21_CODES,
+            Some(other) => {
+                return Err(Error::file(
                     dir.join("tokenizer_config.json"),
                     format!(
                         "unknown language_codes {other:?} (M2M100Tokenizer knows m2m100 and wmt21)"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let base = vocab.len() as u32;
         let languages: Vec<Language> = codes
             .iter()

@@ -156,16 +156,25 @@ fn hub_ids_resolve_from_the_huggingface_cache() {
         .success()
         .stdout(format!("{}\n", targets[0]));
 
-    // A model that is not cached, offline: one line naming it and what to do.
-    let mut cmd = dragoman();
-    cmd.env("HF_HOME", home.path())
-        .args(["translate", "--to", "ru"]);
-    cmd.write_stdin("Bonjour.\n")
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "dragoman models pull Helsinki-NLP/opus-mt-fr-ru",
-        ));
+    // A model that is not cached, offline: one line naming it and what to do (fr→ru's
+    // default, then its fast tier).
+    for (quality, model) in [
+        (None, "Helsinki-NLP/opus-mt-tc-big-fr-zle"),
+        (Some("fast"), "Helsinki-NLP/opus-mt-fr-ru"),
+    ] {
+        let mut cmd = dragoman();
+        cmd.env("HF_HOME", home.path())
+            .args(["translate", "--to", "ru"]);
+        if let Some(quality) = quality {
+            cmd.args(["--quality", quality]);
+        }
+        cmd.write_stdin("Bonjour.\n")
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(format!(
+                "dragoman models pull {model}"
+            )));
+    }
 }
 
 fn broken_copy(remove: &[&str], corrupt: &[(&str, &[u8])]) -> tempfile::TempDir {
@@ -243,7 +252,7 @@ fn usage_errors_exit_with_2() {
         .write_stdin("Bonjour.\n")
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("no default model for fr→de"));
+        .stderr(predicate::str::contains("no model for fr→de"));
     translate_with(&fixture("fr-en"))
         .arg("missing.txt")
         .assert()

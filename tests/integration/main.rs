@@ -6,6 +6,7 @@ mod common;
 mod folders;
 mod hub;
 mod hub_server;
+mod languages;
 mod parity;
 mod serve;
 mod summarize;

@@ -169,14 +169,23 @@ fn lang_picks_the_catalog_strategy() {
         .success()
         .stdout(format!("{}\n", english[0]));
 
-    // No catalog model for --lang ru is cached: the fr→ru translator is named.
-    dragoman()
-        .env("HF_HOME", home.path())
-        .args(["summarize", "--lang", "ru"])
-        .write_stdin(doc.as_str())
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("Helsinki-NLP/opus-mt-fr-ru"));
+    // No catalog model for --lang ru is cached: the fr→ru translator of the asked tier (the
+    // pair's default without --quality) is named.
+    for (quality, model) in [
+        (None, "Helsinki-NLP/opus-mt-tc-big-fr-zle"),
+        (Some("fast"), "Helsinki-NLP/opus-mt-fr-ru"),
+    ] {
+        let mut cmd = dragoman();
+        cmd.env("HF_HOME", home.path())
+            .args(["summarize", "--lang", "ru"]);
+        if let Some(quality) = quality {
+            cmd.args(["--quality", quality]);
+        }
+        cmd.write_stdin(doc.as_str())
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(model));
+    }
 }
 
 /// A document longer than the encoder accepts (bart-cnn: 128 positions) is summarized in
