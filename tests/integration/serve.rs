@@ -620,3 +620,54 @@ fn serve_answers_carry_scores_and_alternatives_when_asked() {
     let error = answers[2]["error"].as_str().unwrap();
     assert!(error.contains("--alternatives"), "{error}");
 }
+
+/// A multilingual model over stdio: `to` in any form picks the target as the CLI's `--to`
+/// does; a language the model lacks, or an unknown `quality`, is an error answer and the
+/// worker goes on.
+#[test]
+fn serve_takes_languages_and_quality_as_the_cli_does() {
+    let m2m100 = fixture("m2m100/m2m100").display().to_string();
+    let text = "Le chat dort sur le canapé.";
+    let args = [
+        "--model",
+        m2m100.as_str(),
+        "--to",
+        "ru",
+        "--beams",
+        "1",
+        "--max-new-tokens",
+        "20",
+    ];
+    let russian = cli_translation(text, &args);
+    let answers = serve(
+        &[
+            json!({"id": 1, "text": text, "model": m2m100, "to": "rus_Cyrl", "beams": 1, "max_new_tokens": 20}),
+            json!({"id": 2, "text": text, "model": m2m100, "to": "tlh"}),
+            json!({"id": 3, "text": text, "quality": "good"}),
+            json!({"id": 4, "text": text, "model": m2m100, "to": "__ru__", "beams": 1, "max_new_tokens": 20}),
+        ],
+        &[],
+    );
+    assert_eq!(
+        answers[0],
+        json!({"id": 1, "text": russian.trim_end_matches('\n')})
+    );
+    let error = answers[1]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("has no language \"tlh\"") && error.contains("ru"),
+        "{answers:?}"
+    );
+    let error = answers[2]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("unknown quality \"good\""), "{answers:?}");
+    assert_eq!(
+        answers[3],
+        answers[0]
+            .as_object()
+            .map(|a| {
+                let mut a = a.clone();
+                a.insert("id".into(), json!(4));
+                Value::Object(a)
+            })
+            .unwrap()
+    );
+}
