@@ -33,8 +33,9 @@ pub enum Positions {
     Learned { offset: usize },
 }
 
-/// The keys of config.json these families share, by the same names and with transformers'
-/// defaults (a family's config flattens it in).
+/// The keys of config.json these families share, by the same names. Where a family's default
+/// differs from BART's (the serde defaults here), the family fills it in before parsing
+/// (`defaults()` in its config.rs); a family's config flattens this in.
 #[derive(Debug, Clone, Deserialize)]
 pub struct StackConfig {
     pub vocab_size: usize,
@@ -51,6 +52,19 @@ pub struct StackConfig {
     pub max_position_embeddings: usize,
     #[serde(default)]
     pub scale_embedding: bool,
+    pub pad_token_id: u32,
+    pub eos_token_id: u32,
+    pub decoder_start_token_id: u32,
+}
+
+impl StackConfig {
+    pub(crate) fn special_tokens(&self) -> SpecialTokens {
+        SpecialTokens {
+            pad: self.pad_token_id,
+            eos: self.eos_token_id,
+            decoder_start: self.decoder_start_token_id,
+        }
+    }
 }
 
 fn default_activation() -> String {

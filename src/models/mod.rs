@@ -256,11 +256,20 @@ pub fn load(
     }
     // The BART-like families are their config's architecture on one shared stack.
     let architecture = match config.model_type() {
-        "marian" => Some(parse::<marian::MarianConfig>(&config)?.architecture()),
-        "bart" => Some(parse::<bart::BartConfig>(&config)?.architecture(bart::Variant::Bart)),
-        "mbart" => Some(parse::<bart::BartConfig>(&config)?.architecture(bart::Variant::MBart)),
+        "marian" => Some(
+            parse_with::<marian::MarianConfig>(&config, marian::MarianConfig::defaults())?
+                .architecture(),
+        ),
+        kind @ ("bart" | "mbart") => {
+            let variant = match kind {
+                "bart" => bart::Variant::Bart,
+                _ => bart::Variant::MBart,
+            };
+            let c = parse_with::<bart::BartConfig>(&config, bart::BartConfig::defaults())?;
+            Some(c.architecture(variant))
+        }
         "m2m_100" => Some(
-            parse_with::<m2m100::M2M100Config>(&config, m2m100::M2M100Config::stack_defaults())?
+            parse_with::<m2m100::M2M100Config>(&config, m2m100::M2M100Config::defaults())?
                 .architecture(),
         ),
         _ => None,

@@ -1,6 +1,5 @@
 use super::config::BartConfig;
 use crate::models::encoder_decoder::{Architecture, Positions};
-use crate::models::SpecialTokens;
 
 /// BART's learned positions start at row 2 of `embed_positions` (a fairseq legacy).
 const POSITION_OFFSET: usize = 2;
@@ -20,11 +19,7 @@ impl BartConfig {
     pub(crate) fn architecture(&self, variant: Variant) -> Architecture {
         Architecture {
             stack: self.stack.clone(),
-            special: SpecialTokens {
-                pad: self.pad_token_id,
-                eos: self.eos_token_id,
-                decoder_start: self.decoder_start_token_id,
-            },
+            special: self.stack.special_tokens(),
             target_vocab: self.stack.vocab_size,
             separate_decoder_embeddings: false,
             // The head is tied to the embeddings; some checkpoints also store the tied copy.

@@ -2,7 +2,6 @@ use candle_core::{Device, Tensor};
 
 use super::config::M2M100Config;
 use crate::models::encoder_decoder::{Architecture, Positions};
-use crate::models::SpecialTokens;
 
 /// fairseq's positions start at row `padding_idx + 1` = 2 (rows 0 and 1 are never a
 /// position: row 1, the padding row, is zero and only padding reads it).
@@ -14,11 +13,7 @@ impl M2M100Config {
     pub(crate) fn architecture(&self) -> Architecture {
         Architecture {
             stack: self.stack.clone(),
-            special: SpecialTokens {
-                pad: self.pad_token_id,
-                eos: self.eos_token_id,
-                decoder_start: self.decoder_start_token_id,
-            },
+            special: self.stack.special_tokens(),
             target_vocab: self.stack.vocab_size,
             separate_decoder_embeddings: false,
             tie_head: self.tie_word_embeddings,

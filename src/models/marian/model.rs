@@ -2,7 +2,6 @@ use candle_core::{Device, Tensor};
 
 use super::config::MarianConfig;
 use crate::models::encoder_decoder::{Architecture, Positions};
-use crate::models::SpecialTokens;
 
 impl MarianConfig {
     /// Marian on the shared stack: post-norm layers, static sinusoidal positions, decoder
@@ -10,11 +9,7 @@ impl MarianConfig {
     pub(crate) fn architecture(&self) -> Architecture {
         Architecture {
             stack: self.stack.clone(),
-            special: SpecialTokens {
-                pad: self.pad_token_id,
-                eos: self.eos_token_id,
-                decoder_start: self.decoder_start_token_id,
-            },
+            special: self.stack.special_tokens(),
             target_vocab: self.target_vocab_size(),
             separate_decoder_embeddings: !self.share_encoder_decoder_embeddings,
             tie_head: self.tie_word_embeddings,
