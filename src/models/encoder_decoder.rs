@@ -24,11 +24,12 @@ const LAYER_NORM_EPS: f64 = 1e-5;
 #[derive(Clone, Copy)]
 pub enum Positions {
     /// A table the family computes (`table(rows, d_model)`), not stored, shared by both
-    /// stacks; its first `offset` rows come before position 0.
-    Computed {
-        table: fn(usize, usize, &Device) -> candle_core::Result<Tensor>,
-        offset: usize,
-    },
+    /// stacks: position i reads row i.
+    Computed(fn(usize, usize, &Device) -> candle_core::Result<Tensor>),
+    /// fairseq's `make_positions` over a computed table: a token's row counts the tokens
+    /// that are not padding up to it, from `pad + 1`; padding reads row `pad`, which is zero.
+    /// (Only a `<pad>` typed in the text is padding inside a sequence.)
+    CountingPadding(fn(usize, usize, &Device) -> candle_core::Result<Tensor>),
     /// Learned tables, `{stack}.embed_positions.weight`, their first `offset` rows unused.
     Learned { offset: usize },
 }
@@ -109,7 +110,7 @@ pub struct EncoderDecoder {
 /// Where loading takes a stack's positions from: the one computed table both stacks share,
 /// or the checkpoint.
 enum PositionSource {
-    Table { table: Tensor, offset: usize },
+    Table(Tensor),
     Stored { offset: usize },
 }
 
@@ -118,6 +119,8 @@ struct Stack<L> {
     positions: Tensor,
     /// Rows of `positions` before position 0.
     offset: usize,
+    /// Positions count only tokens that are not this padding id (fairseq's).
+    counting_padding: Option<u32>,
     embed_norm: Option<LayerNorm>,
     layers: Vec<L>,
     final_norm: Option<LayerNorm>,
@@ -134,8 +137,10 @@ impl<L> Stack<L> {
         load_layer: impl Fn(&Weights, &str, &StackShape) -> Result<L>,
     ) -> Result<Self> {
         let d = shape.dim;
+        let counting_padding =
+            matches!(a.positions, Positions::CountingPadding(_)).then_some(a.special.pad);
         let (positions, offset) = match positions {
-            PositionSource::Table { table, offset } => (table.clone(), *offset),
+            PositionSource::Table(table) => (table.clone(), 0),
             &PositionSource::Stored { offset } => (
                 w.get(
                     &format!("{prefix}.embed_positions.weight"),
@@ -148,6 +153,7 @@ impl<L> Stack<L> {
         Ok(Self {
             positions,
             offset,
+            counting_padding,
             embed_norm: a
                 .embedding_norm
                 .then(|| norm("layernorm_embedding"))
@@ -160,11 +166,30 @@ impl<L> Stack<L> {
         })
     }
 
-    /// Token embeddings [B, T, D] plus positions from `first`, through `layernorm_embedding`.
-    fn embed(&self, tokens: &Tensor, first: usize) -> candle_core::Result<Tensor> {
-        let t = tokens.dim(1)?;
-        let positions = self.positions.narrow(0, first + self.offset, t)?;
-        let h = tokens.broadcast_add(&positions)?;
+    /// Token embeddings `tokens` [B, T, D] of `ids` [B, T] plus positions from `first`,
+    /// through `layernorm_embedding`.
+    fn embed(&self, tokens: &Tensor, ids: &Tensor, first: usize) -> candle_core::Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let h = match self.counting_padding {
+            None => tokens.broadcast_add(&self.positions.narrow(0, first + self.offset, t)?)?,
+            Some(pad) => {
+                let mut rows = Vec::with_capacity(b * t);
+                for sequence in ids.to_vec2::<u32>()? {
+                    let mut count = first as u32;
+                    rows.extend(sequence.into_iter().map(|id| {
+                        if id == pad {
+                            pad
+                        } else {
+                            count += 1;
+                            count + pad
+                        }
+                    }));
+                }
+                let rows = Tensor::from_vec(rows, b * t, ids.device())?;
+                let d = self.positions.dim(1)?;
+                tokens.add(&self.positions.index_select(&rows, 0)?.reshape((b, t, d))?)?
+            }
+        };
         match &self.embed_norm {
             Some(norm) => norm.forward(&h),
             None => Ok(h),
@@ -235,11 +260,25 @@ impl EncoderDecoder {
             pre_norm: a.pre_norm,
         };
         let positions = match a.positions {
-            Positions::Computed { table, offset } => PositionSource::Table {
-                table: table(c.max_position_embeddings + offset, d, &embed_device)?
-                    .to_dtype(dtype)?,
-                offset,
-            },
+            Positions::Computed(table) => PositionSource::Table(
+                table(c.max_position_embeddings, d, &embed_device)?.to_dtype(dtype)?,
+            ),
+            Positions::CountingPadding(table) => {
+                // Rows up to the last position, `pad + max_positions`; the padding row zero.
+                let pad = a.special.pad as usize;
+                let table = table(pad + 1 + c.max_position_embeddings, d, &embed_device)?;
+                let zero = Tensor::zeros((1, d), table.dtype(), &embed_device)?;
+                let rows = table.dim(0)?;
+                let table = Tensor::cat(
+                    &[
+                        table.narrow(0, 0, pad)?,
+                        zero,
+                        table.narrow(0, pad + 1, rows - pad - 1)?,
+                    ],
+                    0,
+                )?;
+                PositionSource::Table(table.to_dtype(dtype)?)
+            }
             Positions::Learned { offset } => PositionSource::Stored { offset },
         };
         let encoder = Stack::load(
@@ -303,7 +342,7 @@ impl Seq2Seq for EncoderDecoder {
         }
         let mask = attention_mask.to_dtype(self.encoder_embed.dtype())?;
         let stack = &self.encoder;
-        let h = stack.embed(&self.tokens(&self.encoder_embed, input_ids)?, 0)?;
+        let h = stack.embed(&self.tokens(&self.encoder_embed, input_ids)?, input_ids, 0)?;
         let h = encode_layers(&stack.layers, h, &mask, &stack.shape)?;
         Ok(Encoded {
             hidden: stack.finish(h)?,
@@ -329,8 +368,9 @@ impl Seq2Seq for EncoderDecoder {
         }
         let n = tokens.dim(0)?;
         let stack = &self.decoder;
-        let tokens = self.tokens(&self.decoder_embed, &tokens.reshape((n, 1))?)?;
-        let mut h = stack.embed(&tokens, state.position)?;
+        let ids = tokens.reshape((n, 1))?;
+        let tokens = self.tokens(&self.decoder_embed, &ids)?;
+        let mut h = stack.embed(&tokens, &ids, state.position)?;
         for (layer, cache) in stack.layers.iter().zip(state.layers.iter_mut()) {
             h = layer.forward(
                 &h,

@@ -3,10 +3,6 @@ use candle_core::{Device, Tensor};
 use super::config::M2M100Config;
 use crate::models::encoder_decoder::{Architecture, Positions};
 
-/// fairseq's positions start at row `padding_idx + 1` = 2 (rows 0 and 1 are never a
-/// position: row 1, the padding row, is zero and only padding reads it).
-const POSITION_OFFSET: usize = 2;
-
 impl M2M100Config {
     /// m2m_100 on the shared stack: pre-norm layers with final LayerNorms, one scaled
     /// embedding table for both stacks, the head tied to it, fairseq sinusoidal positions.
@@ -17,10 +13,8 @@ impl M2M100Config {
             target_vocab: self.stack.vocab_size,
             separate_decoder_embeddings: false,
             tie_head: self.tie_word_embeddings,
-            positions: Positions::Computed {
-                table: sinusoidal_positions,
-                offset: POSITION_OFFSET,
-            },
+            // fairseq's: from row pad + 1 = 2, padding on the zero row 1.
+            positions: Positions::CountingPadding(sinusoidal_positions),
             embedding_norm: false,
             pre_norm: true,
         }
@@ -29,8 +23,7 @@ impl M2M100Config {
 
 /// transformers' `M2M100SinusoidalPositionalEmbedding.get_embedding`, computed in f32 as
 /// torch does: frequencies exp(-k·ln(10000)/(half-1)), sines in the first half of each row,
-/// cosines in the second, a zero column for an odd width. The padding row is left as it is:
-/// only padding reads it, and padding is masked.
+/// cosines in the second, a zero column for an odd width (the stack zeroes the padding row).
 fn sinusoidal_positions(rows: usize, dim: usize, device: &Device) -> candle_core::Result<Tensor> {
     let half = dim / 2;
     let step = (10000f64.ln() / (half.max(2) - 1) as f64) as f32;

@@ -13,10 +13,7 @@ impl MarianConfig {
             target_vocab: self.target_vocab_size(),
             separate_decoder_embeddings: !self.share_encoder_decoder_embeddings,
             tie_head: self.tie_word_embeddings,
-            positions: Positions::Computed {
-                table: sinusoidal_positions,
-                offset: 0,
-            },
+            positions: Positions::Computed(sinusoidal_positions),
             embedding_norm: false,
             pre_norm: false,
         }
