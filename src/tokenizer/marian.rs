@@ -6,8 +6,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use super::sentencepiece::{PieceType, SentencePieceModel};
-use super::spm_encoder::SpmEncoder;
+use super::sentencepiece::SentencePieceModel;
+use super::spm_encoder::{SpmDecoder, SpmEncoder};
 use super::{py_strip, split_on_specials, Segment, SpecialTokenNames};
 use crate::error::{Error, Result};
 
@@ -17,10 +17,8 @@ pub struct MarianTokenizer {
     vocab: HashMap<String, u32>,
     /// model id → piece for decoding (vocab.json, or target_vocab.json with separate vocabs).
     id_to_piece: HashMap<u32, String>,
-    /// The SentencePiece model decoding goes through, and its pieces' types.
-    decode_pieces: HashMap<String, PieceType>,
-    decode_unk_piece: Option<String>,
-    decode_unk_surface: String,
+    /// The SentencePiece model decoding goes through.
+    decoder: SpmDecoder,
     unk_id: u32,
     eos_id: u32,
     /// Special tokens matched verbatim in input text, longest first.
@@ -75,15 +73,7 @@ impl MarianTokenizer {
                 .map_err(|e| Error::file(dir.join("source.spm"), e))?,
             vocab,
             id_to_piece,
-            decode_unk_piece: decode_spm
-                .unk_id()
-                .map(|i| decode_spm.pieces[i].piece.clone()),
-            decode_unk_surface: decode_spm.unk_surface.clone(),
-            decode_pieces: decode_spm
-                .pieces
-                .iter()
-                .map(|p| (p.piece.clone(), p.kind))
-                .collect(),
+            decoder: SpmDecoder::new(&decode_spm),
             unk_id,
             eos_id,
             specials,
@@ -125,24 +115,14 @@ impl MarianTokenizer {
     }
 
     /// Text of generated `ids`, special tokens skipped, as `decode(ids, skip_special_tokens=True)`.
+    /// (MarianTokenizer: the pieces through SentencePiece, then any `▁` left — of a piece the
+    /// model lacks — as a space, stripped.)
     pub fn decode(&self, ids: &[u32]) -> String {
-        let mut text = String::new();
-        for id in ids.iter().filter(|id| !self.special_ids.contains(id)) {
-            let piece = match self.id_to_piece.get(id) {
-                Some(piece) => piece.as_str(),
-                None => continue,
-            };
-            // SentencePiece's DecodePieces: control pieces vanish, its own unknown piece
-            // shows as the unknown surface, any other piece (even one it does not know) verbatim.
-            match self.decode_pieces.get(piece) {
-                Some(PieceType::Control) => {}
-                _ if Some(piece) == self.decode_unk_piece.as_deref() => {
-                    text.push_str(&self.decode_unk_surface)
-                }
-                _ => text.push_str(piece),
-            }
-        }
-        py_strip(&text.replace('\u{2581}', " ")).to_string()
+        let pieces = ids
+            .iter()
+            .filter(|id| !self.special_ids.contains(id))
+            .filter_map(|id| self.id_to_piece.get(id).map(String::as_str));
+        py_strip(&self.decoder.decode(pieces).replace('\u{2581}', " ")).to_string()
     }
 
     pub fn unk_id(&self) -> u32 {
