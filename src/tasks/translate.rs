@@ -144,7 +144,7 @@ impl Translator {
     }
 
     /// Source token ids of `text`, with the target token where the model takes one.
-    fn encode_source(&self, text: &str) -> Result<Vec<u32>> {
+    pub fn encode_source(&self, text: &str) -> Result<Vec<u32>> {
         if self.target_prefix.is_empty() {
             self.tokenizer().encode(text)
         } else {

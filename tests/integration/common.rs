@@ -23,6 +23,9 @@ pub struct Expected {
     /// Summarization fixtures: put before each document (task_specific_params).
     #[serde(default)]
     pub prefix: String,
+    /// Multi-target Marian fixtures: the target token written before each sentence.
+    #[serde(default)]
+    pub target_prefix: String,
     pub tokenizer_cases: Vec<TokenizerCase>,
     /// Multilingual fixtures: the tokenizer's language codes and their token ids.
     #[serde(default)]

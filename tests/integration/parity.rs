@@ -51,7 +51,7 @@ impl Subject for Translator {
         Translator::engine(self)
     }
     fn input_ids(&self, text: &str) -> Vec<u32> {
-        self.tokenizer().encode(text).unwrap()
+        self.encode_source(text).unwrap()
     }
 }
 
@@ -75,10 +75,17 @@ fn check_generation(name: &str) {
             Summarizer::load(&dir, Precision::F32, &Device::Cpu).unwrap(),
         );
     } else {
-        check_generation_with(
-            name,
-            Translator::load(&dir, Precision::F32, &Device::Cpu).unwrap(),
-        );
+        let mut translator = Translator::load(&dir, Precision::F32, &Device::Cpu).unwrap();
+        // A multi-target model: the target its references were made for (`>>rus<< `).
+        let target = expected(name).target_prefix;
+        if let Some(code) = target
+            .trim()
+            .strip_prefix(">>")
+            .and_then(|c| c.strip_suffix("<<"))
+        {
+            translator.set_languages(None, Some(code)).unwrap();
+        }
+        check_generation_with(name, translator);
     }
 }
 
@@ -166,7 +173,7 @@ fn check_logits_within(name: &str, precision: Precision, allowed: impl Fn(f32) -
             .iter()
             .map(|s| {
                 tokenizer
-                    .encode(&format!("{}{s}", expected.prefix))
+                    .encode(&format!("{}{}{s}", expected.prefix, expected.target_prefix))
                     .unwrap()
             })
             .collect();
@@ -242,6 +249,7 @@ parity_tests! {
     fr_en_tokjson => "fr-en-tokjson",
     tc_big => "tc-big",
     fr_ru => "fr-ru",
+    fr_zle => "fr-zle",
     t5_small => "summarize/t5-small",
     flan_t5 => "summarize/flan-t5",
     mt5 => "summarize/mt5",
@@ -452,4 +460,49 @@ fn parity_holds_on_every_cpu_variant() {
             "{level}: only {passed} parity tests ran:\n{stdout}"
         );
     }
+}
+
+/// A multi-target Marian model (opus-mt-tc-big-fr-zle's shape): its `>>xx<<` tokens are its
+/// target languages, written before each sentence; any form of the code picks one; the
+/// sentence's own text is what the JSON calls `source`.
+#[test]
+fn multi_target_marian_takes_its_target_token_before_each_sentence() {
+    let mut translator =
+        Translator::load(&fixture("fr-zle"), Precision::F32, &Device::Cpu).unwrap();
+    assert_eq!(
+        translator.language_scheme().codes(),
+        ["bel", "rus", "ukr"],
+        "the >>xx<< tokens of vocab.json"
+    );
+    // Three targets and none of them English: the target must be named.
+    let err = translator
+        .set_languages(None, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pass --to") && err.contains("bel, rus, ukr"),
+        "{err}"
+    );
+    for code in ["ru", "rus", ">>rus<<", "rus_Cyrl"] {
+        translator.set_languages(None, Some(code)).unwrap();
+        assert_eq!(translator.target_language().as_deref(), Some("rus"));
+        assert_eq!(
+            translator.encode_source("Merci !").unwrap(),
+            translator.tokenizer().encode(">>rus<< Merci !").unwrap()
+        );
+    }
+    translator.set_languages(None, Some("uk")).unwrap();
+    let line = translator
+        .translate_lines_aligned(&["Merci !"])
+        .unwrap()
+        .remove(0);
+    assert_eq!(line.sentences[0].source, "Merci !");
+    let err = translator
+        .set_languages(None, Some("de"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"de\" (German)") && err.contains("bel, rus, ukr"),
+        "{err}"
+    );
 }
