@@ -506,3 +506,65 @@ fn multi_target_marian_takes_its_target_token_before_each_sentence() {
         "{err}"
     );
 }
+
+/// A `<pad>` typed in the text is padding to fairseq's positions: it reads the zero row and
+/// the tokens after it are numbered as if it were not there (transformers' make_positions).
+/// Teacher-forced logits and greedy ids against transformers, for texts holding `<pad>`.
+#[test]
+fn m2m100_positions_skip_a_pad_typed_in_the_text() {
+    #[derive(serde::Deserialize)]
+    struct PadCase {
+        text: String,
+        ids: Vec<u32>,
+        output_ids: Vec<u32>,
+        logits: Vec<Vec<f32>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct PadCases {
+        pad_cases: Vec<PadCase>,
+    }
+    for name in ["m2m100/m2m100", "m2m100/nllb-spm"] {
+        let dir = fixture(name);
+        let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
+        let cases: PadCases = serde_json::from_str(&text).unwrap();
+        assert!(!cases.pad_cases.is_empty(), "{name}");
+        let translator = Translator::load(&dir, Precision::F32, &Device::Cpu).unwrap();
+        let model = models::load(&dir, Precision::F32, &Device::Cpu).unwrap();
+        for case in &cases.pad_cases {
+            let ids = translator.encode_source(&case.text).unwrap();
+            assert_eq!(ids, case.ids, "{name}: {:?}", case.text);
+            let mut overrides = GenerationOverrides::default();
+            overrides.num_beams = Some(1);
+            overrides.max_new_tokens = Some(10);
+            let mut greedy = Translator::load(&dir, Precision::F32, &Device::Cpu).unwrap();
+            greedy.set_overrides(&overrides).unwrap();
+            let generated = greedy.generate_ids(std::slice::from_ref(&ids)).unwrap();
+            assert_eq!(generated[0], case.output_ids, "{name}: {:?}", case.text);
+            let input = Tensor::new(ids.as_slice(), &Device::Cpu)
+                .unwrap()
+                .unsqueeze(0)
+                .unwrap();
+            let mask = Tensor::ones(input.dims(), candle_core::DType::F32, &Device::Cpu).unwrap();
+            let encoded = model.encode(&input, &mask).unwrap();
+            let mut state = model.start_decoding(&encoded, 1).unwrap();
+            for (step, want) in case.logits.iter().enumerate() {
+                let token = Tensor::new(&[case.output_ids[step]], &Device::Cpu).unwrap();
+                let got = model
+                    .decode_step(&token, &mut state)
+                    .unwrap()
+                    .to_vec2::<f32>()
+                    .unwrap();
+                let diff = got[0]
+                    .iter()
+                    .zip(want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    diff < 1e-4,
+                    "{name}: {:?} step {step}: logits differ by {diff}",
+                    case.text
+                );
+            }
+        }
+    }
+}
