@@ -371,13 +371,15 @@ impl Seq2Seq for EncoderDecoder {
         let ids = tokens.reshape((n, 1))?;
         let tokens = self.tokens(&self.decoder_embed, &ids)?;
         let mut h = stack.embed(&tokens, &ids, state.position)?;
-        for (layer, cache) in stack.layers.iter().zip(state.layers.iter_mut()) {
+        for (i, (layer, cache)) in stack.layers.iter().zip(state.layers.iter_mut()).enumerate() {
+            let attention = state.cross_attention.as_mut().map(|layers| &mut layers[i]);
             h = layer.forward(
                 &h,
                 cache,
                 &state.cross_mask,
                 state.rows_per_input,
                 &stack.shape,
+                attention,
             )?;
         }
         state.position += 1;

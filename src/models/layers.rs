@@ -524,7 +524,24 @@ impl Attention {
                 .out
                 .forward(&step_attention::tensor(context, n, x.device())?);
         }
-        let inputs = n / group;
+        let context = self
+            .grouped_probabilities(x, keys, mask, group)?
+            .matmul(values)? // [B, H, group, hd]
+            .transpose(1, 2)?
+            .reshape((n, 1, self.heads * self.head_dim))?;
+        self.out.forward(&context)
+    }
+
+    /// The attention weights of [`Attention::attend_grouped`]: [N / group, H, group, S], each
+    /// row summing to 1 over the source positions.
+    pub fn grouped_probabilities(
+        &self,
+        x: &Tensor,
+        keys: &Tensor,
+        mask: &Tensor,
+        group: usize,
+    ) -> candle_core::Result<Tensor> {
+        let inputs = x.dim(0)? / group;
         let q = self
             .q
             .forward(x)?
@@ -535,12 +552,7 @@ impl Attention {
         if self.scaling != 1.0 {
             scores = (scores * self.scaling)?;
         }
-        let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?)?;
-        let context = probs
-            .matmul(values)? // [B, H, group, hd]
-            .transpose(1, 2)?
-            .reshape((n, 1, self.heads * self.head_dim))?;
-        self.out.forward(&context)
+        candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?)
     }
 
     /// Self-attention without cache (the encoder).
@@ -768,7 +780,8 @@ impl DecoderLayer {
         self.cross_attn.key_values(encoded)
     }
 
-    /// One decoding step for `h` [N, 1, D].
+    /// One decoding step for `h` [N, 1, D]; with `attention`, this step's cross-attention
+    /// weights [N, H, S] are pushed there.
     pub(crate) fn forward(
         &self,
         h: &Tensor,
@@ -776,6 +789,7 @@ impl DecoderLayer {
         cross_mask: &Tensor,
         rows_per_input: usize,
         s: &StackShape,
+        attention: Option<&mut Vec<Tensor>>,
     ) -> candle_core::Result<Tensor> {
         let h = s.residual(h, &self.self_attn_norm, |x| {
             self.self_attn
@@ -783,6 +797,18 @@ impl DecoderLayer {
         })?;
         let (k, v) = &cache.cross_kv;
         let h = s.residual(&h, &self.cross_attn_norm, |x| {
+            if let Some(attention) = attention {
+                let probs =
+                    self.cross_attn
+                        .grouped_probabilities(x, k, cross_mask, rows_per_input)?;
+                let (inputs, heads, group, source) = probs.dims4()?;
+                attention.push(
+                    probs
+                        .transpose(1, 2)?
+                        .reshape((inputs * group, heads, source))?
+                        .to_dtype(candle_core::DType::F32)?,
+                );
+            }
             self.cross_attn
                 .attend_grouped(x, k, v, cross_mask, rows_per_input)
         })?;

@@ -96,6 +96,8 @@ pub struct DecoderState {
     pub(crate) rows_per_input: usize,
     /// Number of tokens already fed to the decoder.
     pub(crate) position: usize,
+    /// When recording: per decoder layer, each step's cross-attention weights [N, H, S].
+    pub(crate) cross_attention: Option<Vec<Vec<Tensor>>>,
 }
 
 pub(crate) struct LayerCache {
@@ -137,6 +139,7 @@ impl DecoderState {
             cross_mask: layers::additive_mask(&encoded.mask)?,
             rows_per_input: rows_per_input.max(1),
             position: 0,
+            cross_attention: None,
         })
     }
 
@@ -180,6 +183,25 @@ impl DecoderState {
 
     pub fn position(&self) -> usize {
         self.position
+    }
+
+    /// Keeps every following step's cross-attention weights (the BART-like families; T5 keeps
+    /// none), for word alignment. Reordering rows does not reorder what was recorded.
+    pub fn record_cross_attention(&mut self) {
+        self.cross_attention = Some(vec![Vec::new(); self.layers.len()]);
+    }
+
+    /// Per decoder layer, the recorded steps' cross-attention weights [steps, N, H, S]: each
+    /// row sums to 1 over the source positions (padding weighs 0).
+    pub fn cross_attention(&self) -> Result<Vec<Tensor>> {
+        let Some(layers) = &self.cross_attention else {
+            return Ok(Vec::new());
+        };
+        layers
+            .iter()
+            .filter(|steps| !steps.is_empty())
+            .map(|steps| Ok(Tensor::stack(steps, 0)?))
+            .collect()
     }
 }
 

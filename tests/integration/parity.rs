@@ -533,9 +533,11 @@ fn m2m100_positions_skip_a_pad_typed_in_the_text() {
         for case in &cases.pad_cases {
             let ids = translator.encode_source(&case.text).unwrap();
             assert_eq!(ids, case.ids, "{name}: {:?}", case.text);
-            let mut overrides = GenerationOverrides::default();
-            overrides.num_beams = Some(1);
-            overrides.max_new_tokens = Some(10);
+            let overrides = GenerationOverrides {
+                num_beams: Some(1),
+                max_new_tokens: Some(10),
+                ..GenerationOverrides::default()
+            };
             let mut greedy = Translator::load(&dir, Precision::F32, &Device::Cpu).unwrap();
             greedy.set_overrides(&overrides).unwrap();
             let generated = greedy.generate_ids(std::slice::from_ref(&ids)).unwrap();
@@ -566,5 +568,69 @@ fn m2m100_positions_skip_a_pad_typed_in_the_text() {
                 );
             }
         }
+    }
+}
+
+/// The decoder's cross-attention weights, recorded for word alignment, are transformers'
+/// `cross_attentions` (`output_attentions=True`, teacher-forced on its greedy output): every
+/// layer, head, step and source position, to 1e-4.
+#[test]
+fn recorded_cross_attention_is_transformers() {
+    #[derive(serde::Deserialize)]
+    struct Sentence {
+        input_ids: Vec<u32>,
+        decoder_input_ids: Vec<u32>,
+        /// [layer][head][step][source]
+        cross_attentions: Vec<Vec<Vec<Vec<f32>>>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Reference {
+        sentences: Vec<Sentence>,
+    }
+    for name in ["fr-en", "fr-zle"] {
+        let dir = fixture(name);
+        let text = std::fs::read_to_string(dir.join("cross_attentions.json")).unwrap();
+        let reference: Reference = serde_json::from_str(&text).unwrap();
+        let model = models::load(&dir, Precision::F32, &Device::Cpu).unwrap();
+        let mut compared = 0;
+        for sentence in &reference.sentences {
+            let input = Tensor::new(sentence.input_ids.as_slice(), &Device::Cpu)
+                .unwrap()
+                .unsqueeze(0)
+                .unwrap();
+            let mask = Tensor::ones(input.dims(), candle_core::DType::F32, &Device::Cpu).unwrap();
+            let encoded = model.encode(&input, &mask).unwrap();
+            let mut state = model.start_decoding(&encoded, 1).unwrap();
+            state.record_cross_attention();
+            for &token in &sentence.decoder_input_ids {
+                let token = Tensor::new(&[token], &Device::Cpu).unwrap();
+                model.decode_step(&token, &mut state).unwrap();
+            }
+            let layers = state.cross_attention().unwrap();
+            assert_eq!(
+                layers.len(),
+                sentence.cross_attentions.len(),
+                "{name}: layers"
+            );
+            for (l, (got, want)) in layers.iter().zip(&sentence.cross_attentions).enumerate() {
+                // [steps, 1, H, S] against [H][steps][S]
+                let got = got.squeeze(1).unwrap().transpose(0, 1).unwrap();
+                let got = got.to_vec3::<f32>().unwrap();
+                assert_eq!(got.len(), want.len(), "{name}: layer {l} heads");
+                for (h, (got, want)) in got.iter().zip(want).enumerate() {
+                    assert_eq!(got.len(), want.len(), "{name}: layer {l} head {h} steps");
+                    for (t, (got, want)) in got.iter().zip(want).enumerate() {
+                        let diff = got
+                            .iter()
+                            .zip(want)
+                            .map(|(a, b)| (a - b).abs())
+                            .fold(0f32, f32::max);
+                        assert!(diff < 1e-4, "{name}: layer {l} head {h} step {t}: {diff}");
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(compared > 50, "{name}: {compared} rows compared");
     }
 }
