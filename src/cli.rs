@@ -109,6 +109,12 @@ pub struct TranslateArgs {
     #[arg(long, default_value = "auto", value_parser = ["auto", "text", "markdown"])]
     pub input_format: String,
 
+    /// Plain text with hard-wrapped paragraphs: the lines between blank lines are translated
+    /// as one text and the translation is wrapped to the paragraph's longest source line
+    /// (without it, every input line gives one output line)
+    #[arg(long)]
+    pub paragraphs: bool,
+
     /// Replace invalid UTF-8 in the input with U+FFFD instead of stopping with an error
     #[arg(long)]
     pub lossy: bool,

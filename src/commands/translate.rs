@@ -41,7 +41,19 @@ fn translate_any(
         done
     } else {
         let language = check_language(args);
-        translate_input(translator, input, args.lossy, language, progress, out)
+        let layout = if args.paragraphs {
+            Layout::Paragraphs
+        } else {
+            Layout::Lines
+        };
+        translate_input(
+            translator,
+            input,
+            (args.lossy, layout),
+            language,
+            progress,
+            out,
+        )
     }
 }
 
@@ -117,7 +129,30 @@ fn translate_structured(
     }
     let started = std::time::Instant::now();
     let mut paragraphs = Vec::with_capacity(lines.len());
-    for block in lines.chunks(LINES_PER_BLOCK) {
+    if args.paragraphs {
+        use dragoman::text::paragraphs::{paragraphs as units, rewrap, Unit};
+        let units = units(&lines);
+        let texts: Vec<&str> = units
+            .iter()
+            .filter_map(|u| match u {
+                Unit::Paragraph { text, .. } => Some(text.as_str()),
+                Unit::Blank(_) => None,
+            })
+            .collect();
+        let translated = translator
+            .translate_lines_aligned(&texts)
+            .with_context(|| label.clone())?;
+        let shapes = units.iter().filter_map(|u| match u {
+            Unit::Paragraph { indent, width, .. } => Some((indent, *width)),
+            Unit::Blank(_) => None,
+        });
+        for ((source, line), (indent, width)) in texts.iter().zip(translated).zip(shapes) {
+            let sentences: Vec<_> = line.sentences.iter().map(sentence_json).collect();
+            let target = rewrap(&line.text, indent, width).join("\n");
+            paragraphs.push(json!({"source": source, "target": target, "sentences": sentences}));
+        }
+    }
+    for block in lines.chunks(LINES_PER_BLOCK).filter(|_| !args.paragraphs) {
         outputs::check_interrupted()?;
         let translated = translator
             .translate_lines_aligned(block)
@@ -322,10 +357,17 @@ pub(crate) fn translate_texts_aligned(
 
 /// Streams one input through the translator, a block of lines at a time; each output line
 /// keeps its input line's terminator (`\n`, `\r\n` or none at the end).
+/// How plain text is laid out: a line is a text, or a paragraph (`--paragraphs`) is.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    Lines,
+    Paragraphs,
+}
+
 fn translate_input(
     translator: &Translator,
     input: &Path,
-    lossy: bool,
+    (lossy, layout): (bool, Layout),
     mut language: Option<&str>,
     progress: &Progress,
     out: &mut dyn Write,
@@ -370,18 +412,35 @@ fn translate_input(
             block.push((text, ending));
         }
         outputs::check_interrupted()?;
-        if block.len() == LINES_PER_BLOCK || (read == 0 && !block.is_empty()) {
+        // A block of paragraphs ends at a blank line, so no paragraph is cut in two.
+        let full = match layout {
+            Layout::Lines => block.len() == LINES_PER_BLOCK,
+            Layout::Paragraphs => {
+                block.len() >= LINES_PER_BLOCK
+                    && block.last().is_some_and(|(t, _)| t.trim().is_empty())
+            }
+        };
+        if full || (read == 0 && !block.is_empty()) {
             let lines: Vec<&str> = block.iter().map(|(t, _)| t.as_str()).collect();
             // The first block tells the language; one warning per input at most.
             if let Some(expected) = language.take() {
                 warn_language(&name, &lines.join("\n"), expected);
             }
-            let translated = translator
-                .translate_lines(&lines)
-                .with_context(|| name.clone())?;
-            for (line, (_, ending)) in translated.iter().zip(&block) {
-                out.write_all(line.as_bytes())?;
-                out.write_all(ending.as_bytes())?;
+            match layout {
+                Layout::Lines => {
+                    let translated = translator
+                        .translate_lines(&lines)
+                        .with_context(|| name.clone())?;
+                    for (line, (_, ending)) in translated.iter().zip(&block) {
+                        out.write_all(line.as_bytes())?;
+                        out.write_all(ending.as_bytes())?;
+                    }
+                }
+                Layout::Paragraphs => {
+                    let endings: Vec<&str> = block.iter().map(|(_, e)| *e).collect();
+                    write_paragraphs(translator, &lines, &endings, out)
+                        .with_context(|| name.clone())?;
+                }
             }
             out.flush()?;
             block.clear();
@@ -390,6 +449,57 @@ fn translate_input(
             return Ok(());
         }
     }
+}
+
+/// `--paragraphs`: each paragraph of `lines` translated as one text and wrapped again to its
+/// longest source line (its lines take the first line's ending, the last the last's);
+/// blank lines written as they came.
+fn write_paragraphs(
+    translator: &Translator,
+    lines: &[&str],
+    endings: &[&str],
+    out: &mut dyn Write,
+) -> Result<()> {
+    use dragoman::text::paragraphs::{paragraphs, rewrap, Unit};
+    let units = paragraphs(lines);
+    let texts: Vec<&str> = units
+        .iter()
+        .filter_map(|u| match u {
+            Unit::Paragraph { text, .. } => Some(text.as_str()),
+            Unit::Blank(_) => None,
+        })
+        .collect();
+    let mut translated = translator.translate_lines(&texts)?.into_iter();
+    for unit in &units {
+        match unit {
+            Unit::Blank(i) => {
+                out.write_all(lines[*i].as_bytes())?;
+                out.write_all(endings[*i].as_bytes())?;
+            }
+            Unit::Paragraph {
+                first,
+                count,
+                indent,
+                width,
+                ..
+            } => {
+                let target = translated.next().unwrap_or_default();
+                let wrapped = rewrap(&target, indent, *width);
+                let last = wrapped.len() - 1;
+                for (k, line) in wrapped.iter().enumerate() {
+                    out.write_all(line.as_bytes())?;
+                    let ending = match (k == last, endings[*first]) {
+                        (true, _) => endings[first + count - 1],
+                        // A last line without its line ending, wrapped into several.
+                        (false, "") => "\n",
+                        (false, ending) => ending,
+                    };
+                    out.write_all(ending.as_bytes())?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn split_line_ending(raw: &[u8]) -> (&[u8], &'static str) {

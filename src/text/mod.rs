@@ -25,6 +25,7 @@ mod language;
 mod lines;
 mod long;
 pub mod markdown;
+pub mod paragraphs;
 mod segment;
 
 pub use language::unexpected_language;

@@ -629,3 +629,68 @@ fn alternatives_are_transformers_n_best_with_scores_and_leave_the_text_alone() {
         .code(2)
         .stderr(predicate::str::contains("--alternatives"));
 }
+
+/// `--paragraphs`: a hard-wrapped paragraph is translated as one text (what the line mode
+/// gives for its lines joined) and wrapped again to its longest source line; blank lines
+/// stay; without the flag every line is still its own text.
+#[test]
+fn paragraphs_are_translated_whole_and_rewrapped() {
+    let (sources, _) = greedy_reference();
+    let wrap = |text: &str, width: usize| -> Vec<String> {
+        let mut lines: Vec<String> = vec![String::new()];
+        for word in text.split_whitespace() {
+            let line = lines.last_mut().unwrap();
+            if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+                lines.push(word.to_string());
+            } else {
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(word);
+            }
+        }
+        lines
+    };
+    let paragraphs = [format!("{} {}", sources[5], sources[1]), sources[3].clone()];
+    let mut input = String::new();
+    for (i, paragraph) in paragraphs.iter().enumerate() {
+        if i > 0 {
+            input.push('\n');
+        }
+        for line in wrap(paragraph, 24) {
+            input.push_str(&line);
+            input.push('\n');
+        }
+    }
+    assert!(input.lines().count() >= 6, "{input}");
+    let run = |args: &[&str], stdin: &str| {
+        let out = translate_with(&fixture("fr-en"))
+            .args(args)
+            .write_stdin(stdin.to_string())
+            .assert()
+            .success();
+        String::from_utf8(out.get_output().stdout.clone()).unwrap()
+    };
+    let output = run(&["--paragraphs"], &input);
+    let blocks: Vec<&str> = output.split("\n\n").collect();
+    assert_eq!(blocks.len(), 2, "{output:?}");
+    let normalized = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let widest = |block: &str| block.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    let source_blocks: Vec<&str> = input.split("\n\n").collect();
+    for ((paragraph, block), source) in paragraphs.iter().zip(&blocks).zip(&source_blocks) {
+        let whole = run(&[], &format!("{paragraph}\n"));
+        assert_eq!(normalized(block), normalized(&whole), "{paragraph}");
+        // Line by line, the fragments translate otherwise: the joining is what the flag does.
+        let by_line = run(&[], &format!("{source}\n"));
+        assert_ne!(normalized(block), normalized(&by_line), "{paragraph}");
+        for line in block.lines() {
+            assert!(
+                line.chars().count() <= widest(source) || !line.contains(' '),
+                "{line:?} is wider than {} in {block:?}",
+                widest(source)
+            );
+        }
+    }
+    // The line mode is unchanged: as many output lines as input lines.
+    assert_eq!(run(&[], &input).lines().count(), input.lines().count());
+}
