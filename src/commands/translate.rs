@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use dragoman::tasks::translate::TranslatedSentence;
+use dragoman::text::paragraphs::Unit;
 use dragoman::Translator;
 
 use super::load::{load_translator, ModelChoice, ModelInfo};
@@ -130,26 +131,17 @@ fn translate_structured(
     let started = std::time::Instant::now();
     let mut paragraphs = Vec::with_capacity(lines.len());
     if args.paragraphs {
-        use dragoman::text::paragraphs::{paragraphs as units, rewrap, Unit};
-        let units = units(&lines);
-        let texts: Vec<&str> = units
-            .iter()
-            .filter_map(|u| match u {
-                Unit::Paragraph { text, .. } => Some(text.as_str()),
-                Unit::Blank(_) => None,
-            })
-            .collect();
+        let units = dragoman::text::paragraphs::paragraphs(&lines);
+        let found: Vec<_> = units.iter().filter_map(Unit::paragraph).collect();
+        let texts: Vec<&str> = found.iter().map(|p| p.text.as_str()).collect();
         let translated = translator
             .translate_lines_aligned(&texts)
             .with_context(|| label.clone())?;
-        let shapes = units.iter().filter_map(|u| match u {
-            Unit::Paragraph { indent, width, .. } => Some((indent, *width)),
-            Unit::Blank(_) => None,
-        });
-        for ((source, line), (indent, width)) in texts.iter().zip(translated).zip(shapes) {
+        for (paragraph, line) in found.iter().zip(translated) {
             let sentences: Vec<_> = line.sentences.iter().map(sentence_json).collect();
-            let target = rewrap(&line.text, indent, width).join("\n");
-            paragraphs.push(json!({"source": source, "target": target, "sentences": sentences}));
+            let target = paragraph.rewrap(&line.text).join("\n");
+            paragraphs
+                .push(json!({"source": paragraph.text, "target": target, "sentences": sentences}));
         }
     }
     for block in lines.chunks(LINES_PER_BLOCK).filter(|_| !args.paragraphs) {
@@ -460,14 +452,11 @@ fn write_paragraphs(
     endings: &[&str],
     out: &mut dyn Write,
 ) -> Result<()> {
-    use dragoman::text::paragraphs::{paragraphs, rewrap, Unit};
-    let units = paragraphs(lines);
+    let units = dragoman::text::paragraphs::paragraphs(lines);
     let texts: Vec<&str> = units
         .iter()
-        .filter_map(|u| match u {
-            Unit::Paragraph { text, .. } => Some(text.as_str()),
-            Unit::Blank(_) => None,
-        })
+        .filter_map(Unit::paragraph)
+        .map(|p| p.text.as_str())
         .collect();
     let mut translated = translator.translate_lines(&texts)?.into_iter();
     for unit in &units {
@@ -476,19 +465,14 @@ fn write_paragraphs(
                 out.write_all(lines[*i].as_bytes())?;
                 out.write_all(endings[*i].as_bytes())?;
             }
-            Unit::Paragraph {
-                first,
-                count,
-                indent,
-                width,
-                ..
-            } => {
+            Unit::Paragraph(paragraph) => {
                 let target = translated.next().unwrap_or_default();
-                let wrapped = rewrap(&target, indent, *width);
+                let wrapped = paragraph.rewrap(&target);
                 let last = wrapped.len() - 1;
+                let (first, count) = (paragraph.first, paragraph.count);
                 for (k, line) in wrapped.iter().enumerate() {
                     out.write_all(line.as_bytes())?;
-                    let ending = match (k == last, endings[*first]) {
+                    let ending = match (k == last, endings[first]) {
                         (true, _) => endings[first + count - 1],
                         // A last line without its line ending, wrapped into several.
                         (false, "") => "\n",

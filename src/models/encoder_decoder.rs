@@ -28,7 +28,8 @@ pub enum Positions {
     Computed(fn(usize, usize, &Device) -> candle_core::Result<Tensor>),
     /// fairseq's `make_positions` over a computed table: a token's row counts the tokens
     /// that are not padding up to it, from `pad + 1`; padding reads row `pad`, which is zero.
-    /// (Only a `<pad>` typed in the text is padding inside a sequence.)
+    /// (Only a `<pad>` typed in the text is padding inside a sequence; the decoder's padding
+    /// only follows a finished row's end, so its positions run in order from pad + 1.)
     CountingPadding(fn(usize, usize, &Device) -> candle_core::Result<Tensor>),
     /// Learned tables, `{stack}.embed_positions.weight`, their first `offset` rows unused.
     Learned { offset: usize },
@@ -140,7 +141,11 @@ impl<L> Stack<L> {
         let counting_padding =
             matches!(a.positions, Positions::CountingPadding(_)).then_some(a.special.pad);
         let (positions, offset) = match positions {
-            PositionSource::Table(table) => (table.clone(), 0),
+            // Counted from pad + 1: where a sequence without padding starts.
+            PositionSource::Table(table) => (
+                table.clone(),
+                counting_padding.map_or(0, |p| p as usize + 1),
+            ),
             &PositionSource::Stored { offset } => (
                 w.get(
                     &format!("{prefix}.embed_positions.weight"),
@@ -166,13 +171,19 @@ impl<L> Stack<L> {
         })
     }
 
-    /// Token embeddings `tokens` [B, T, D] of `ids` [B, T] plus positions from `first`,
-    /// through `layernorm_embedding`.
-    fn embed(&self, tokens: &Tensor, ids: &Tensor, first: usize) -> candle_core::Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let h = match self.counting_padding {
-            None => tokens.broadcast_add(&self.positions.narrow(0, first + self.offset, t)?)?,
-            Some(pad) => {
+    /// Token embeddings `tokens` [B, T, D] plus positions from `first`, through
+    /// `layernorm_embedding`. With `ids` [B, T] (the encoder's input), positions that count
+    /// only non-padding tokens count them; the decoder, fed padding only in rows already
+    /// finished (their outputs unused), takes its positions in order, without reading ids back.
+    fn embed(
+        &self,
+        tokens: &Tensor,
+        ids: Option<&Tensor>,
+        first: usize,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t, d) = tokens.dims3()?;
+        let h = match (self.counting_padding, ids) {
+            (Some(pad), Some(ids)) => {
                 let mut rows = Vec::with_capacity(b * t);
                 for sequence in ids.to_vec2::<u32>()? {
                     let mut count = first as u32;
@@ -186,9 +197,9 @@ impl<L> Stack<L> {
                     }));
                 }
                 let rows = Tensor::from_vec(rows, b * t, ids.device())?;
-                let d = self.positions.dim(1)?;
                 tokens.add(&self.positions.index_select(&rows, 0)?.reshape((b, t, d))?)?
             }
+            _ => tokens.broadcast_add(&self.positions.narrow(0, first + self.offset, t)?)?,
         };
         match &self.embed_norm {
             Some(norm) => norm.forward(&h),
@@ -342,7 +353,11 @@ impl Seq2Seq for EncoderDecoder {
         }
         let mask = attention_mask.to_dtype(self.encoder_embed.dtype())?;
         let stack = &self.encoder;
-        let h = stack.embed(&self.tokens(&self.encoder_embed, input_ids)?, input_ids, 0)?;
+        let h = stack.embed(
+            &self.tokens(&self.encoder_embed, input_ids)?,
+            Some(input_ids),
+            0,
+        )?;
         let h = encode_layers(&stack.layers, h, &mask, &stack.shape)?;
         Ok(Encoded {
             hidden: stack.finish(h)?,
@@ -368,9 +383,8 @@ impl Seq2Seq for EncoderDecoder {
         }
         let n = tokens.dim(0)?;
         let stack = &self.decoder;
-        let ids = tokens.reshape((n, 1))?;
-        let tokens = self.tokens(&self.decoder_embed, &ids)?;
-        let mut h = stack.embed(&tokens, &ids, state.position)?;
+        let tokens = self.tokens(&self.decoder_embed, &tokens.reshape((n, 1))?)?;
+        let mut h = stack.embed(&tokens, None, state.position)?;
         for (i, (layer, cache)) in stack.layers.iter().zip(state.layers.iter_mut()).enumerate() {
             let attention = state.cross_attention.as_mut().map(|layers| &mut layers[i]);
             h = layer.forward(

@@ -69,11 +69,9 @@ impl Translator {
             target: None,
         };
         // A multilingual model starts out French to English, dragoman's default pair, where it
-        // has both; otherwise nothing is set until `set_languages` says what to use (and why
-        // the model cannot do it).
-        if translator.set_languages(None, None).is_err() {
-            translator.target_prefix.clear();
-        }
+        // has both; otherwise (set_languages changes nothing when it fails) nothing is set
+        // until `set_languages` says what to use, and why the model cannot do it.
+        let _ = translator.set_languages(None, None);
         Ok(translator)
     }
 
@@ -123,7 +121,6 @@ impl Translator {
                 from: model_from,
                 to: model_to,
             } => {
-                self.target = model_to.clone().or(to.map(str::to_string));
                 for (asked, model, side) in [(from, model_from, "from"), (to, model_to, "into")] {
                     if let (Some(asked), Some(model)) = (asked, model) {
                         if !languages::same_language(asked, model) {
@@ -133,6 +130,7 @@ impl Translator {
                         }
                     }
                 }
+                self.target = model_to.clone().or(to.map(str::to_string));
             }
         }
         Ok(())

@@ -7,15 +7,34 @@
 pub enum Unit {
     /// A blank line (empty or white space only), passed through as it is.
     Blank(usize),
-    /// Lines `first..first + count`, joined into `text` (each line trimmed, joined by one
-    /// space), with the first line's indentation and the width to wrap the translation at.
-    Paragraph {
-        first: usize,
-        count: usize,
-        text: String,
-        indent: String,
-        width: usize,
-    },
+    Paragraph(Paragraph),
+}
+
+/// Lines `first..first + count`, joined into `text` (each line trimmed, joined by one
+/// space), with the first line's indentation and the width to wrap the translation at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Paragraph {
+    pub first: usize,
+    pub count: usize,
+    pub text: String,
+    pub indent: String,
+    pub width: usize,
+}
+
+impl Unit {
+    pub fn paragraph(&self) -> Option<&Paragraph> {
+        match self {
+            Unit::Paragraph(paragraph) => Some(paragraph),
+            Unit::Blank(_) => None,
+        }
+    }
+}
+
+impl Paragraph {
+    /// `translation` laid out as this paragraph: its indentation, its width.
+    pub fn rewrap(&self, translation: &str) -> Vec<String> {
+        rewrap(translation, &self.indent, self.width)
+    }
 }
 
 /// The paragraphs and blank lines of `lines`, in order.
@@ -40,13 +59,13 @@ pub fn paragraphs(lines: &[&str]) -> Vec<Unit> {
             .max()
             .unwrap_or(0);
         let text = block.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
-        units.push(Unit::Paragraph {
+        units.push(Unit::Paragraph(Paragraph {
             first,
             count: block.len(),
             text,
             indent,
             width,
-        });
+        }));
     }
     units
 }
@@ -54,7 +73,7 @@ pub fn paragraphs(lines: &[&str]) -> Vec<Unit> {
 /// `text` wrapped at `width` display columns, each line starting with `indent` (which counts
 /// towards the width); words are never broken, so a word wider than the room gets a line of
 /// its own. An empty text is one empty line.
-pub fn rewrap(text: &str, indent: &str, width: usize) -> Vec<String> {
+fn rewrap(text: &str, indent: &str, width: usize) -> Vec<String> {
     let room = width
         .saturating_sub(textwrap::core::display_width(indent))
         .max(1);
@@ -89,22 +108,22 @@ mod tests {
         assert_eq!(
             units,
             vec![
-                Unit::Paragraph {
+                Unit::Paragraph(Paragraph {
                     first: 0,
                     count: 3,
                     text: "Le chat dort sur le canapé. Il rêve.".into(),
                     indent: "  ".into(),
                     width: 17,
-                },
+                }),
                 Unit::Blank(3),
                 Unit::Blank(4),
-                Unit::Paragraph {
+                Unit::Paragraph(Paragraph {
                     first: 5,
                     count: 1,
                     text: "Fin.".into(),
                     indent: String::new(),
                     width: 4,
-                },
+                }),
             ]
         );
     }

@@ -507,6 +507,17 @@ fn multi_target_marian_takes_its_target_token_before_each_sentence() {
     );
 }
 
+/// The decoder's state for one unpadded input `ids`, encoded.
+fn start_one(model: &dyn models::Seq2Seq, ids: &[u32]) -> models::DecoderState {
+    let input = Tensor::new(ids, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let mask = Tensor::ones(input.dims(), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let encoded = model.encode(&input, &mask).unwrap();
+    model.start_decoding(&encoded, 1).unwrap()
+}
+
 /// A `<pad>` typed in the text is padding to fairseq's positions: it reads the zero row and
 /// the tokens after it are numbered as if it were not there (transformers' make_positions).
 /// Teacher-forced logits and greedy ids against transformers, for texts holding `<pad>`.
@@ -542,13 +553,7 @@ fn m2m100_positions_skip_a_pad_typed_in_the_text() {
             greedy.set_overrides(&overrides).unwrap();
             let generated = greedy.generate_ids(std::slice::from_ref(&ids)).unwrap();
             assert_eq!(generated[0], case.output_ids, "{name}: {:?}", case.text);
-            let input = Tensor::new(ids.as_slice(), &Device::Cpu)
-                .unwrap()
-                .unsqueeze(0)
-                .unwrap();
-            let mask = Tensor::ones(input.dims(), candle_core::DType::F32, &Device::Cpu).unwrap();
-            let encoded = model.encode(&input, &mask).unwrap();
-            let mut state = model.start_decoding(&encoded, 1).unwrap();
+            let mut state = start_one(model.as_ref(), &ids);
             for (step, want) in case.logits.iter().enumerate() {
                 let token = Tensor::new(&[case.output_ids[step]], &Device::Cpu).unwrap();
                 let got = model
@@ -594,13 +599,7 @@ fn recorded_cross_attention_is_transformers() {
         let model = models::load(&dir, Precision::F32, &Device::Cpu).unwrap();
         let mut compared = 0;
         for sentence in &reference.sentences {
-            let input = Tensor::new(sentence.input_ids.as_slice(), &Device::Cpu)
-                .unwrap()
-                .unsqueeze(0)
-                .unwrap();
-            let mask = Tensor::ones(input.dims(), candle_core::DType::F32, &Device::Cpu).unwrap();
-            let encoded = model.encode(&input, &mask).unwrap();
-            let mut state = model.start_decoding(&encoded, 1).unwrap();
+            let mut state = start_one(model.as_ref(), &sentence.input_ids);
             state.record_cross_attention();
             for &token in &sentence.decoder_input_ids {
                 let token = Tensor::new(&[token], &Device::Cpu).unwrap();
