@@ -104,9 +104,10 @@ pub struct TranslateArgs {
     #[arg(long, default_value = "text", value_parser = ["text", "json", "jsonl"])]
     pub format: String,
 
-    /// How inputs are read: `markdown` translates only the text of a Markdown document and
-    /// keeps its syntax byte for byte; `auto` means markdown for .md/.markdown files
-    #[arg(long, default_value = "auto", value_parser = ["auto", "text", "markdown"])]
+    /// How inputs are read: `markdown` and `html` translate the text of a document, each
+    /// paragraph whole, with its inline formatting carried onto the translation and every
+    /// other byte kept; `auto` picks by extension (.md/.markdown, .html/.htm/.xhtml), else text
+    #[arg(long, default_value = "auto", value_parser = ["auto", "text", "markdown", "html"])]
     pub input_format: String,
 
     /// Plain text with hard-wrapped paragraphs: the lines between blank lines are translated

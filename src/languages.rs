@@ -118,6 +118,19 @@ pub fn iso_639_3(code: &str) -> String {
     Key::of(bare(code)).language
 }
 
+/// The language tag a document (HTML's `lang`) gives the language a code names: its ISO
+/// 639-1 code where it has one (`rus_Cyrl` → `ru`), else its ISO 639-3 code; an unknown code
+/// as it was asked, without its token dress.
+pub fn document_tag(code: &str) -> String {
+    let key = Key::of(bare(code));
+    match isolang::Language::from_639_3(&key.language) {
+        Some(language) => language
+            .to_639_1()
+            .map_or_else(|| key.language.clone(), str::to_string),
+        None => bare(code).to_string(),
+    }
+}
+
 /// The English name of the language a code names (`rus_Cyrl` → "Russian").
 pub fn name(code: &str) -> Option<&'static str> {
     let key = Key::of(bare(code));

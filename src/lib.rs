@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod cpu;
 pub mod device;
+pub mod documents;
 pub mod error;
 pub mod generation;
 pub mod hub;

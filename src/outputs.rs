@@ -10,9 +10,6 @@ use anyhow::{Context, Result};
 /// Set by the Ctrl-C handler; long loops check it between blocks and stop cleanly.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// Text files a recursive run translates; others in the tree are left alone.
-const TEXT_EXTENSIONS: &[&str] = &["txt", "text", "md", "markdown"];
-
 /// From now on Ctrl-C stops the run at the next block instead of killing it mid-write.
 pub fn catch_interrupts() {
     // An error only means a handler is already set, which is just as good.
@@ -121,11 +118,9 @@ fn walk(dir: &Path, skip: Option<&Path>, files: &mut Vec<PathBuf>) -> Result<()>
                 continue;
             }
             walk(&path, skip, files)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| TEXT_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        {
+        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+            dragoman::documents::Format::EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
+        }) {
             files.push(path);
         }
     }

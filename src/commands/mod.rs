@@ -18,7 +18,9 @@ pub use models::models;
 pub use summarize::summarize;
 pub(crate) use summarize::{load_summarizer, summary_translator};
 pub use translate::translate;
-pub(crate) use translate::{sentence_json, translate_text, translate_texts_aligned};
+pub(crate) use translate::{
+    sentence_json, translate_document, translate_text, translate_texts_aligned,
+};
 
 /// One line on stderr when `text` reliably is not in `expected`; the work goes on.
 fn warn_language(name: &str, text: &str, expected: &str) {

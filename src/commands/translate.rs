@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use dragoman::tasks::translate::TranslatedSentence;
-use dragoman::text::paragraphs::Unit;
+use dragoman::documents::{Document, Format};
+use dragoman::languages;
+use dragoman::tasks::translate::{TranslatedSentence, Words};
 use dragoman::Translator;
 
 use super::load::{load_translator, ModelChoice, ModelInfo};
@@ -18,8 +19,8 @@ use crate::progress::{self, Progress};
 /// Lines translated together: enough sentences to fill batches, few enough to stream.
 const LINES_PER_BLOCK: usize = 64;
 
-/// Translates one input as Markdown or as plain text, as `--input-format` (or, by default,
-/// its extension) says.
+/// Translates one input in its format (`--input-format`, by default its extension's): plain
+/// text streams a block of lines at a time; a document is read whole.
 fn translate_any(
     translator: &Translator,
     input: &Path,
@@ -28,63 +29,51 @@ fn translate_any(
     out: &mut dyn Write,
 ) -> Result<()> {
     progress.file(&input.display().to_string());
-    let markdown = match args.input_format.as_str() {
-        "markdown" => true,
-        "text" => false,
-        _ => input
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "md" | "markdown")),
-    };
-    if markdown {
-        let done = translate_markdown(translator, input, args.lossy, check_language(args), out);
-        progress.advance(std::fs::metadata(input).map(|m| m.len()).unwrap_or(0));
-        done
-    } else {
-        let language = check_language(args);
-        let layout = if args.paragraphs {
-            Layout::Paragraphs
-        } else {
-            Layout::Lines
-        };
-        translate_input(
+    let format = Format::pick(&args.input_format, input, args.paragraphs)?;
+    let language = check_language(args);
+    if matches!(format, Format::Text | Format::Paragraphs) {
+        return translate_input(
             translator,
             input,
-            (args.lossy, layout),
+            (args.lossy, format),
             language,
             progress,
             out,
-        )
+        );
     }
-}
-
-/// A Markdown document, edited in place: only its text spans are translated (see
-/// `dragoman::text::markdown`); every other byte is written back as it came.
-fn translate_markdown(
-    translator: &Translator,
-    input: &Path,
-    lossy: bool,
-    language: Option<&str>,
-    out: &mut dyn Write,
-) -> Result<()> {
-    use dragoman::text::markdown;
-    let (label, doc) = read_document(input, lossy)?;
-    let spans = markdown::translatable_spans(&doc);
-    let texts: Vec<&str> = spans.iter().map(|r| &doc[r.clone()]).collect();
+    let (label, source) = read_document(input, args.lossy)?;
+    let document = format.read(&source).with_context(|| label.clone())?;
     if let Some(expected) = language {
+        let texts: Vec<&str> = document.blocks().iter().map(|b| b.text.as_str()).collect();
         warn_language(&label, &texts.join("\n"), expected);
     }
-    let mut translated = Vec::with_capacity(texts.len());
-    for block in texts.chunks(LINES_PER_BLOCK) {
+    let written = translate_document(translator, document.as_ref(), target_language(args))
+        .with_context(|| label.clone())?;
+    out.write_all(&written)?;
+    progress.advance(source.len() as u64);
+    Ok(())
+}
+
+/// A document with every block translated, written back in its format.
+pub(crate) fn translate_document(
+    translator: &Translator,
+    document: &dyn Document,
+    language: &str,
+) -> Result<Vec<u8>> {
+    let mut translated = Vec::with_capacity(document.blocks().len());
+    for blocks in document.blocks().chunks(LINES_PER_BLOCK) {
         outputs::check_interrupted()?;
         translated.extend(
             translator
-                .translate_lines(block)
-                .with_context(|| label.clone())?,
+                .translate_blocks(blocks, Words::Unaligned)?
+                .into_iter()
+                .map(|(block, _)| block),
         );
     }
-    out.write_all(markdown::replace_spans(&doc, &spans, &translated).as_bytes())?;
-    Ok(())
+    let language = translator
+        .target_language()
+        .unwrap_or_else(|| language.into());
+    Ok(document.write(&translated, &languages::document_tag(&language)))
 }
 
 /// A sentence as JSON output and serve answers give it: `source`, `target`, `score`, and the
@@ -93,6 +82,10 @@ pub(crate) fn sentence_json(s: &TranslatedSentence) -> serde_json::Value {
     use serde_json::json;
     let mut sentence = json!({"source": s.source, "target": s.target,
                               "score": score_json(s.score)});
+    if !s.alignment.is_empty() || !s.source.is_empty() {
+        let pairs: Vec<[usize; 2]> = s.alignment.iter().map(|&(a, b)| [a, b]).collect();
+        sentence["alignment"] = json!(pairs);
+    }
     if !s.alternatives.is_empty() {
         let alternatives: Vec<_> = s
             .alternatives
@@ -122,36 +115,25 @@ fn translate_structured(
     args: &TranslateArgs,
 ) -> Result<serde_json::Value> {
     use serde_json::json;
-    let (label, doc) = read_document(input, args.lossy)?;
-    let doc = doc.strip_prefix('\u{feff}').unwrap_or(&doc);
-    let lines: Vec<&str> = doc.lines().collect();
+    let (label, source) = read_document(input, args.lossy)?;
+    let format = Format::pick(&args.input_format, input, args.paragraphs)?;
+    let document = format.read(&source).with_context(|| label.clone())?;
+    let blocks = document.blocks();
     if let Some(expected) = check_language(args) {
-        warn_language(&label, doc, expected);
+        let texts: Vec<&str> = blocks.iter().map(|b| b.text.as_str()).collect();
+        warn_language(&label, &texts.join("\n"), expected);
     }
     let started = std::time::Instant::now();
-    let mut paragraphs = Vec::with_capacity(lines.len());
-    if args.paragraphs {
-        let units = dragoman::text::paragraphs::paragraphs(&lines);
-        let found: Vec<_> = units.iter().filter_map(Unit::paragraph).collect();
-        let texts: Vec<&str> = found.iter().map(|p| p.text.as_str()).collect();
-        let translated = translator
-            .translate_lines_aligned(&texts)
-            .with_context(|| label.clone())?;
-        for (paragraph, line) in found.iter().zip(translated) {
-            let sentences: Vec<_> = line.sentences.iter().map(sentence_json).collect();
-            let target = paragraph.rewrap(&line.text).join("\n");
-            paragraphs
-                .push(json!({"source": paragraph.text, "target": target, "sentences": sentences}));
-        }
-    }
-    for block in lines.chunks(LINES_PER_BLOCK).filter(|_| !args.paragraphs) {
+    let mut paragraphs = Vec::with_capacity(blocks.len());
+    for chunk in blocks.chunks(LINES_PER_BLOCK) {
         outputs::check_interrupted()?;
         let translated = translator
-            .translate_lines_aligned(block)
+            .translate_blocks(chunk, Words::Aligned)
             .with_context(|| label.clone())?;
-        for (source, line) in block.iter().zip(translated) {
+        for (block, (_, line)) in chunk.iter().zip(translated) {
             let sentences: Vec<_> = line.sentences.iter().map(sentence_json).collect();
-            paragraphs.push(json!({"source": source, "target": line.text, "sentences": sentences}));
+            paragraphs
+                .push(json!({"source": block.text, "target": line.text, "sentences": sentences}));
         }
     }
     Ok(json!({
@@ -330,7 +312,7 @@ pub(crate) fn translate_texts_aligned(
         }
         counts.push(lines.len() - before);
     }
-    let translated = translator.translate_lines_aligned(&lines)?;
+    let translated = translator.translate_lines_aligned(&lines, Words::Unaligned)?;
     let mut pieces = translated.into_iter().zip(endings);
     Ok(counts
         .into_iter()
@@ -347,19 +329,13 @@ pub(crate) fn translate_texts_aligned(
         .collect())
 }
 
-/// Streams one input through the translator, a block of lines at a time; each output line
-/// keeps its input line's terminator (`\n`, `\r\n` or none at the end).
-/// How plain text is laid out: a line is a text, or a paragraph (`--paragraphs`) is.
-#[derive(Clone, Copy, PartialEq)]
-enum Layout {
-    Lines,
-    Paragraphs,
-}
-
+/// Streams plain text through the translator, a block of lines at a time (a block of
+/// paragraphs ends at a blank line, so none is cut in two); each output line keeps its input
+/// line's terminator (`\n`, `\r\n` or none at the end).
 fn translate_input(
     translator: &Translator,
     input: &Path,
-    (lossy, layout): (bool, Layout),
+    (lossy, format): (bool, Format),
     mut language: Option<&str>,
     progress: &Progress,
     out: &mut dyn Write,
@@ -376,7 +352,9 @@ fn translate_input(
     };
     let mut reader = BufReader::new(reader);
     let mut offset = 0usize;
-    let mut block: Vec<(String, &'static str)> = Vec::with_capacity(LINES_PER_BLOCK);
+    let mut chunk = String::new();
+    let mut lines = 0usize;
+    let mut last_blank = false;
     let mut raw = Vec::new();
     loop {
         raw.clear();
@@ -384,106 +362,42 @@ fn translate_input(
             .read_until(b'\n', &mut raw)
             .with_context(|| format!("{name}: cannot read"))?;
         if read > 0 {
-            let (body, ending) = split_line_ending(&raw);
-            let text = match std::str::from_utf8(body) {
-                Ok(text) => text.to_string(),
-                Err(_) if lossy => String::from_utf8_lossy(body).into_owned(),
+            match std::str::from_utf8(&raw) {
+                Ok(text) => chunk.push_str(text),
+                Err(_) if lossy => chunk.push_str(&String::from_utf8_lossy(&raw)),
                 Err(e) => anyhow::bail!(
                     "{name}: invalid UTF-8 at byte {}; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8) or pass --lossy",
                     offset + e.valid_up_to()
                 ),
-            };
-            // A byte-order mark is not text to translate; it is written back as it came.
-            let (bom, text) = match text.strip_prefix('\u{feff}') {
-                Some(rest) if offset == 0 => ("\u{feff}", rest.to_string()),
-                _ => ("", text),
-            };
-            out.write_all(bom.as_bytes())?;
+            }
             offset += read;
             progress.advance(read as u64);
-            block.push((text, ending));
+            lines += 1;
+            last_blank = std::str::from_utf8(&raw).is_ok_and(|l| l.trim().is_empty());
         }
         outputs::check_interrupted()?;
-        // A block of paragraphs ends at a blank line, so no paragraph is cut in two.
-        let full = match layout {
-            Layout::Lines => block.len() == LINES_PER_BLOCK,
-            Layout::Paragraphs => {
-                block.len() >= LINES_PER_BLOCK
-                    && block.last().is_some_and(|(t, _)| t.trim().is_empty())
-            }
+        let full = match format {
+            Format::Paragraphs => lines >= LINES_PER_BLOCK && last_blank,
+            _ => lines == LINES_PER_BLOCK,
         };
-        if full || (read == 0 && !block.is_empty()) {
-            let lines: Vec<&str> = block.iter().map(|(t, _)| t.as_str()).collect();
+        if full || (read == 0 && !chunk.is_empty()) {
+            let document = format.read(&chunk).with_context(|| name.clone())?;
             // The first block tells the language; one warning per input at most.
             if let Some(expected) = language.take() {
-                warn_language(&name, &lines.join("\n"), expected);
+                let head = chunk.strip_prefix('\u{feff}').unwrap_or(&chunk);
+                warn_language(&name, head.trim_end_matches(['\n', '\r']), expected);
             }
-            match layout {
-                Layout::Lines => {
-                    let translated = translator
-                        .translate_lines(&lines)
-                        .with_context(|| name.clone())?;
-                    for (line, (_, ending)) in translated.iter().zip(&block) {
-                        out.write_all(line.as_bytes())?;
-                        out.write_all(ending.as_bytes())?;
-                    }
-                }
-                Layout::Paragraphs => {
-                    let endings: Vec<&str> = block.iter().map(|(_, e)| *e).collect();
-                    write_paragraphs(translator, &lines, &endings, out)
-                        .with_context(|| name.clone())?;
-                }
-            }
+            let written = translate_document(translator, document.as_ref(), "")
+                .with_context(|| name.clone())?;
+            out.write_all(&written)?;
             out.flush()?;
-            block.clear();
+            chunk.clear();
+            lines = 0;
         }
         if read == 0 {
             return Ok(());
         }
     }
-}
-
-/// `--paragraphs`: each paragraph of `lines` translated as one text and wrapped again to its
-/// longest source line (its lines take the first line's ending, the last the last's);
-/// blank lines written as they came.
-fn write_paragraphs(
-    translator: &Translator,
-    lines: &[&str],
-    endings: &[&str],
-    out: &mut dyn Write,
-) -> Result<()> {
-    let units = dragoman::text::paragraphs::paragraphs(lines);
-    let texts: Vec<&str> = units
-        .iter()
-        .filter_map(Unit::paragraph)
-        .map(|p| p.text.as_str())
-        .collect();
-    let mut translated = translator.translate_lines(&texts)?.into_iter();
-    for unit in &units {
-        match unit {
-            Unit::Blank(i) => {
-                out.write_all(lines[*i].as_bytes())?;
-                out.write_all(endings[*i].as_bytes())?;
-            }
-            Unit::Paragraph(paragraph) => {
-                let target = translated.next().unwrap_or_default();
-                let wrapped = paragraph.rewrap(&target);
-                let last = wrapped.len() - 1;
-                let (first, count) = (paragraph.first, paragraph.count);
-                for (k, line) in wrapped.iter().enumerate() {
-                    out.write_all(line.as_bytes())?;
-                    let ending = match (k == last, endings[first]) {
-                        (true, _) => endings[first + count - 1],
-                        // A last line without its line ending, wrapped into several.
-                        (false, "") => "\n",
-                        (false, ending) => ending,
-                    };
-                    out.write_all(ending.as_bytes())?;
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 fn split_line_ending(raw: &[u8]) -> (&[u8], &'static str) {

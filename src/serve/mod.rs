@@ -34,7 +34,7 @@ use serde_json::Value;
 use crate::cli::{GenerationArgs, ServeArgs};
 
 /// Fields a request may carry besides the generation settings, for the unknown-field error.
-const REQUEST_FIELDS: &str = "id, task, text, model, quality, to, from, lang";
+const REQUEST_FIELDS: &str = "id, task, text, format, model, quality, to, from, lang";
 
 #[derive(Debug, Deserialize)]
 struct Request {
@@ -44,6 +44,8 @@ struct Request {
     #[serde(default)]
     task: String,
     text: String,
+    /// How `text` is read, as `--input-format`: `text` (the default), `markdown`, `html`.
+    format: Option<String>,
     model: Option<String>,
     /// The catalog's tier (`fast`, `best`), as `--quality`.
     quality: Option<String>,
@@ -109,6 +111,7 @@ impl Request {
             &self.quality,
             &self.from,
             &self.to,
+            &self.format,
             &self.generation,
         ))
         .unwrap_or_default()

@@ -19,8 +19,8 @@ use super::metrics::Metrics;
 use super::{Refusal, Request};
 use crate::cli::RuntimeArgs;
 use crate::commands::{
-    load_summarizer, load_translator, sentence_json, summary_translator, translate_text,
-    translate_texts_aligned, ModelChoice,
+    load_summarizer, load_translator, sentence_json, summary_translator, translate_document,
+    translate_text, translate_texts_aligned, ModelChoice,
 };
 
 /// Most requests taken together from the queue.
@@ -254,6 +254,20 @@ fn translate_group(
 ) -> Result<Vec<(String, Vec<TranslatedSentence>)>> {
     let translator = models.translator(requests[0], runtime)?;
     translator.set_overrides(&requests[0].generation.overrides())?;
+    let format = requests[0].format.as_deref().unwrap_or("text");
+    let format = dragoman::documents::Format::pick(format, std::path::Path::new(""), false)?;
+    if format != dragoman::documents::Format::Text {
+        // A document: the answer is what the CLI prints for that file.
+        let to = requests[0].to.as_deref().unwrap_or("en");
+        return requests
+            .iter()
+            .map(|r| {
+                let document = format.read(&r.text)?;
+                let written = translate_document(translator, document.as_ref(), to)?;
+                Ok((String::from_utf8_lossy(&written).into_owned(), Vec::new()))
+            })
+            .collect();
+    }
     let texts: Vec<&str> = requests.iter().map(|r| r.text.as_str()).collect();
     translate_texts_aligned(translator, &texts)
 }

@@ -191,6 +191,78 @@ impl Engine {
         &self,
         batch: impl ExactSizeIterator<Item = &'a [u32]> + Clone,
     ) -> Result<Vec<Vec<Hypothesis>>> {
+        let encoded = self.encode_batch(batch)?;
+        generation::generate(self.model.as_ref(), &encoded, &self.settings)
+    }
+
+    /// For each (source ids, generated ids) pair, the cross-attention the decoder gives the
+    /// source when it reads the generated ids back (teacher forcing): one row per generated
+    /// token after the decoder start, over the source tokens, averaged over the heads of the
+    /// [`ALIGNMENT_LAYER_FROM_TOP`]. Beam search reorders its rows as it goes, so the chosen output's
+    /// attention is recomputed here rather than recorded during the search.
+    pub fn alignment_attention(&self, pairs: &[(&[u32], &[u32])]) -> Result<Vec<Vec<Vec<f32>>>> {
+        rayon::scope(|_| {
+            let mut results = Vec::with_capacity(pairs.len());
+            for batch in pairs.chunks(ALIGNMENT_BATCH) {
+                results.extend(self.alignment_batch(batch)?);
+            }
+            Ok(results)
+        })
+    }
+
+    fn alignment_batch(&self, batch: &[(&[u32], &[u32])]) -> Result<Vec<Vec<Vec<f32>>>> {
+        let encoded = self.encode_batch(batch.iter().map(|(source, _)| *source))?;
+        let mut state = self.model.start_decoding(&encoded, 1)?;
+        state.record_cross_attention();
+        // Each row reads its ids but the last (whose step would predict past the end);
+        // shorter rows read padding, whose steps are not kept.
+        let steps = batch
+            .iter()
+            .map(|(_, target)| target.len().saturating_sub(1))
+            .max()
+            .unwrap_or(0);
+        let pad = self.model.special_tokens().pad;
+        for step in 0..steps {
+            let tokens: Vec<u32> = batch
+                .iter()
+                .map(|(_, target)| match target.get(step) {
+                    Some(&id) if step + 1 < target.len() => id,
+                    _ => pad,
+                })
+                .collect();
+            let tokens = Tensor::new(tokens, &self.device)?;
+            self.model.decode_step(&tokens, &mut state)?;
+        }
+        let layers = state.cross_attention()?;
+        if layers.is_empty() {
+            // A model that records none (T5) or an empty generation: no attention to give.
+            return Ok(batch.iter().map(|_| Vec::new()).collect());
+        }
+        let layer = layers.len().saturating_sub(ALIGNMENT_LAYER_FROM_TOP);
+        // [steps, N, H, S] → [N, steps, S]
+        let averaged = layers[layer]
+            .to_dtype(DType::F32)?
+            .mean(2)?
+            .transpose(0, 1)?
+            .to_vec3::<f32>()?;
+        Ok(averaged
+            .into_iter()
+            .zip(batch)
+            .map(|(mut rows, (source, target))| {
+                rows.truncate(target.len().saturating_sub(1));
+                for row in &mut rows {
+                    row.truncate(source.len());
+                }
+                rows
+            })
+            .collect())
+    }
+
+    /// Encodes a batch of id sequences, right-padded to the longest.
+    fn encode_batch<'a>(
+        &self,
+        batch: impl ExactSizeIterator<Item = &'a [u32]> + Clone,
+    ) -> Result<models::Encoded> {
         let rows = batch.len();
         let width = batch.clone().map(<[u32]>::len).max().unwrap_or(0);
         let pad = self.model.special_tokens().pad;
@@ -204,10 +276,18 @@ impl Engine {
         }
         let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
         let mask = Tensor::from_vec(mask, (rows, width), &self.device)?.to_dtype(DType::F32)?;
-        let encoded = self.model.encode(&ids, &mask)?;
-        generation::generate(self.model.as_ref(), &encoded, &self.settings)
+        self.model.encode(&ids, &mask)
     }
 }
+
+/// The decoder layer whose heads word alignment averages, counted from the top: the one below
+/// the last, the layer whose averaged cross-attention aligns best in a Transformer trained
+/// without an alignment objective (Garg et al. 2019, "Jointly Learning to Align and
+/// Translate"); with one layer, that layer.
+pub const ALIGNMENT_LAYER_FROM_TOP: usize = 2;
+
+/// Sentences per teacher-forced batch when aligning.
+const ALIGNMENT_BATCH: usize = 32;
 
 /// Generation settings, layered, resolved against the model's facts.
 fn resolve_settings(

@@ -6,10 +6,11 @@ use crate::models::Precision;
 use candle_core::Device;
 
 use super::engine::Engine;
+use crate::documents::{self, Block, TranslatedBlock};
 use crate::error::{Error, Result};
 use crate::generation::{GenerationOverrides, GenerationSettings};
 use crate::languages::{self, Scheme};
-use crate::text;
+use crate::text::{self, transfer};
 use crate::tokenizer::Tokenizer;
 
 /// Where notes for the user (long sentences split, …) go; the CLI prints them on stderr.
@@ -32,6 +33,12 @@ pub struct TranslatedSentence {
     pub score: f32,
     /// (translation, score) of every returned sequence; empty when one is returned.
     pub alternatives: Vec<(String, f32)>,
+    /// `(source word, target word)` pairs (white-space-separated words of `source` and
+    /// `target`), when word alignment was asked for.
+    pub alignment: Vec<(usize, usize)>,
+    /// Where `source` is in its line, and `target` in the translated line.
+    pub source_range: std::ops::Range<usize>,
+    pub target_range: std::ops::Range<usize>,
 }
 
 /// A sentence's translations, best first, with scores.
@@ -40,6 +47,15 @@ pub struct Translation {
     pub target: String,
     pub score: f32,
     pub alternatives: Vec<(String, f32)>,
+    /// Word alignment of `target` (see [`TranslatedSentence::alignment`]).
+    pub alignment: Vec<(usize, usize)>,
+}
+
+/// Whether translations come with their word alignment (a teacher-forced pass more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Words {
+    Unaligned,
+    Aligned,
 }
 
 /// A loaded translation model: an [`Engine`] plus the line and sentence pipeline.
@@ -197,17 +213,22 @@ impl Translator {
     /// exactly the decoded generation (possibly empty). A sentence translated in pieces (too
     /// long for the encoder) joins its pieces' k-th sequences into its k-th, scored by the mean
     /// of their scores.
-    pub fn translate_sentences(&self, sentences: &[&str]) -> Result<Vec<Translation>> {
+    pub fn translate_sentences(
+        &self,
+        sentences: &[&str],
+        words: Words,
+    ) -> Result<Vec<Translation>> {
         // A sentence longer than the encoder accepts is cut at clause boundaries first and
         // its pieces translated separately, with a note; never silently truncated.
         let limit = self.engine.max_input_tokens();
         let mut pieces: Vec<Vec<u32>> = Vec::new();
-        let mut owner: Vec<usize> = Vec::new();
+        // Per piece: its sentence and its byte range there.
+        let mut owner: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
         for (i, sentence) in sentences.iter().enumerate() {
             let ids = self.encode_source(sentence)?;
             if ids.len() <= limit {
                 pieces.push(ids);
-                owner.push(i);
+                owner.push((i, 0..sentence.len()));
                 continue;
             }
             let count = |s: &str| {
@@ -223,7 +244,7 @@ impl Translator {
                 parts.len()
             ));
             for range in parts {
-                let ids = self.encode_source(&sentence[range])?;
+                let ids = self.encode_source(&sentence[range.clone()])?;
                 if ids.len() > limit {
                     return Err(Error::Input(format!(
                         "a piece of {} tokens cannot be split below the model's {limit} positions",
@@ -231,17 +252,32 @@ impl Translator {
                     )));
                 }
                 pieces.push(ids);
-                owner.push(i);
+                owner.push((i, range));
             }
         }
         let generated = self.engine.generate(&pieces)?;
+        let piece_alignments = match words {
+            Words::Aligned => self.align_pieces(sentences, &owner, &pieces, &generated)?,
+            Words::Unaligned => vec![Vec::new(); pieces.len()],
+        };
         // Per sentence, per returned sequence: the joined text, the sum of scores, the pieces.
         let returned = self.settings().num_return_sequences;
         let mut joined: Vec<Vec<(String, f32)>> =
             vec![vec![(String::new(), 0.0); returned]; sentences.len()];
+        let mut alignments: Vec<Vec<(usize, usize)>> = vec![Vec::new(); sentences.len()];
         let mut piece_counts = vec![0usize; sentences.len()];
-        for (i, hypotheses) in owner.into_iter().zip(generated) {
+        for (((i, range), hypotheses), pairs) in
+            owner.into_iter().zip(generated).zip(piece_alignments)
+        {
             piece_counts[i] += 1;
+            // The piece's word indices, shifted to count the words before it.
+            let source_before = text::alignment::words(&sentences[i][..range.start]).len();
+            let target_before = text::alignment::words(&joined[i][0].0).len();
+            alignments[i].extend(
+                pairs
+                    .into_iter()
+                    .map(|(s, t)| (s + source_before, t + target_before)),
+            );
             for (k, hypothesis) in hypotheses.iter().enumerate().take(returned) {
                 let piece = self.tokenizer().decode(&hypothesis.ids)?;
                 let (text, score) = &mut joined[i][k];
@@ -255,7 +291,8 @@ impl Translator {
         Ok(joined
             .into_iter()
             .zip(piece_counts)
-            .map(|(mut sequences, pieces)| {
+            .zip(alignments)
+            .map(|((mut sequences, pieces), alignment)| {
                 for (_, score) in &mut sequences {
                     *score /= pieces.max(1) as f32;
                 }
@@ -264,23 +301,88 @@ impl Translator {
                     target,
                     score,
                     alternatives: if returned > 1 { sequences } else { Vec::new() },
+                    alignment,
                 }
             })
             .collect())
+    }
+
+    /// Each piece's word alignment with its best translation (word indices within the piece's
+    /// source text and its decoded translation).
+    fn align_pieces(
+        &self,
+        sentences: &[&str],
+        owner: &[(usize, std::ops::Range<usize>)],
+        pieces: &[Vec<u32>],
+        generated: &[Vec<crate::generation::Hypothesis>],
+    ) -> Result<Vec<Vec<(usize, usize)>>> {
+        use text::alignment;
+        let best: Vec<&[u32]> = generated
+            .iter()
+            .map(|h| h.first().map_or(&[][..], |h| h.ids.as_slice()))
+            .collect();
+        let pairs: Vec<(&[u32], &[u32])> = pieces
+            .iter()
+            .map(Vec::as_slice)
+            .zip(best.iter().copied())
+            .collect();
+        let attention = self.engine.alignment_attention(&pairs)?;
+        // What the tokenizer puts around any text: tokens before it and after it.
+        let empty = self.tokenizer().encode("")?;
+        let mut out = Vec::with_capacity(pieces.len());
+        for (((i, range), (source_ids, target_ids)), attention) in
+            owner.iter().zip(&pairs).zip(attention)
+        {
+            let source = &sentences[*i][range.clone()];
+            let plain = self.tokenizer().encode(source)?;
+            let common = empty.iter().zip(&plain).take_while(|(a, b)| a == b).count();
+            // The target token before the text (`>>rus<<`) adds to what leads it.
+            let lead = common + source_ids.len().saturating_sub(plain.len());
+            let trail = empty.len().saturating_sub(common);
+            let counts = alignment::words(source)
+                .into_iter()
+                .map(|w| {
+                    Ok(self
+                        .tokenizer()
+                        .encode(&source[w])?
+                        .len()
+                        .saturating_sub(empty.len()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let source_words =
+                alignment::source_token_words(&counts, lead, trail, source_ids.len());
+            // Generated tokens after the decoder start, each with where its text ends.
+            let target = self.tokenizer().decode(target_ids)?;
+            let ends = (2..=target_ids.len())
+                .map(|k| Ok(self.tokenizer().decode(&target_ids[..k])?.len()))
+                .collect::<Result<Vec<_>>>()?;
+            let target_words = alignment::target_token_words(&target, &ends);
+            out.push(alignment::word_pairs(
+                &attention,
+                &source_words,
+                &target_words,
+            ));
+        }
+        Ok(out)
     }
 
     /// Translates a block of lines, keeping the line structure: one output line per input
     /// line, indentation and blank lines kept, sentences joined by their original spacing.
     pub fn translate_lines(&self, lines: &[&str]) -> Result<Vec<String>> {
         Ok(self
-            .translate_lines_aligned(lines)?
+            .translate_lines_aligned(lines, Words::Unaligned)?
             .into_iter()
             .map(|line| line.text)
             .collect())
     }
 
-    /// [`Translator::translate_lines`], with each line's sentences and their translations.
-    pub fn translate_lines_aligned(&self, lines: &[&str]) -> Result<Vec<TranslatedLine>> {
+    /// [`Translator::translate_lines`], with each line's sentences, their translations and
+    /// where both are in the lines (and, if asked, their word alignment).
+    pub fn translate_lines_aligned(
+        &self,
+        lines: &[&str],
+        words: Words,
+    ) -> Result<Vec<TranslatedLine>> {
         let mut sentences: Vec<&str> = Vec::new();
         let mut layouts = Vec::with_capacity(lines.len());
         for line in lines {
@@ -290,12 +392,13 @@ impl Translator {
             sentences.extend(ranges.iter().map(|r| &layout.content(line)[r.clone()]));
             layouts.push((layout, ranges, first));
         }
-        let translated = self.translate_sentences(&sentences)?;
+        let translated = self.translate_sentences(&sentences, words)?;
         Ok(lines
             .iter()
             .zip(layouts)
             .map(|(line, (layout, ranges, first))| {
                 let content = layout.content(line);
+                let content_start = content.as_ptr() as usize - line.as_ptr() as usize;
                 let mut out = String::new();
                 for (k, range) in ranges.iter().enumerate() {
                     if k > 0 {
@@ -303,23 +406,107 @@ impl Translator {
                     }
                     out.push_str(&translated[first + k].target);
                 }
+                let text = layout.reassemble(line, &out);
+                // Each target as reassemble wrote it, found in order.
+                let mut cursor = 0;
+                let target_ranges: Vec<_> = (first..first + ranges.len())
+                    .map(|k| {
+                        let written = text::one_line(&translated[k].target);
+                        let written = written.trim();
+                        match text[cursor..].find(written) {
+                            Some(at) if !written.is_empty() => {
+                                cursor += at + written.len();
+                                cursor - written.len()..cursor
+                            }
+                            _ => cursor..cursor,
+                        }
+                    })
+                    .collect();
                 TranslatedLine {
-                    text: layout.reassemble(line, &out),
+                    text,
                     sentences: ranges
                         .iter()
+                        .zip(target_ranges)
                         .enumerate()
-                        .map(|(k, range)| {
+                        .map(|(k, (range, target_range))| {
                             let translation = &translated[first + k];
                             TranslatedSentence {
                                 source: content[range.clone()].to_string(),
                                 target: translation.target.clone(),
                                 score: translation.score,
                                 alternatives: translation.alternatives.clone(),
+                                alignment: translation.alignment.clone(),
+                                source_range: content_start + range.start
+                                    ..content_start + range.end,
+                                target_range,
                             }
                         })
                         .collect(),
                 }
             })
             .collect())
+    }
+
+    /// Translates a document's blocks: each block's text (its line breaks white space) as a
+    /// line of plain text is translated, then its spans carried onto the translation by word
+    /// alignment. Blocks without spans are aligned only when `words` asks for it.
+    pub fn translate_blocks(
+        &self,
+        blocks: &[Block],
+        words: Words,
+    ) -> Result<Vec<(TranslatedBlock, TranslatedLine)>> {
+        let needs = |b: &Block| words == Words::Aligned || !b.spans.is_empty();
+        let texts: Vec<std::borrow::Cow<str>> = blocks
+            .iter()
+            .map(|b| documents::line_breaks_as_spaces(&b.text))
+            .collect();
+        let pick = |aligned: bool| -> Vec<&str> {
+            blocks
+                .iter()
+                .zip(&texts)
+                .filter(|(b, _)| needs(b) == aligned)
+                .map(|(_, t)| t.as_ref())
+                .collect()
+        };
+        let mut aligned = self
+            .translate_lines_aligned(&pick(true), Words::Aligned)?
+            .into_iter();
+        let mut unaligned = self
+            .translate_lines_aligned(&pick(false), Words::Unaligned)?
+            .into_iter();
+        blocks
+            .iter()
+            .map(|block| {
+                let line = if needs(block) {
+                    aligned.next()
+                } else {
+                    unaligned.next()
+                }
+                .ok_or_else(|| Error::Input("a block went missing in translation".into()))?;
+                let sentences: Vec<transfer::AlignedSentence> = line
+                    .sentences
+                    .iter()
+                    .map(|s| transfer::AlignedSentence {
+                        source: &s.source_range,
+                        target: &s.target_range,
+                        alignment: &s.alignment,
+                    })
+                    .collect();
+                // The white space around the text as the block has it (its line breaks
+                // included), not as the model read it; both are as long.
+                let fed = text::LineLayout::of(&block.text);
+                let mut target = line.text.clone();
+                let (indent, trailing) = (fed.indent(&block.text), fed.trailing(&block.text));
+                if target.starts_with(documents::line_breaks_as_spaces(indent).as_ref())
+                    && target.ends_with(documents::line_breaks_as_spaces(trailing).as_ref())
+                    && target.len() >= indent.len() + trailing.len()
+                {
+                    target.replace_range(..indent.len(), indent);
+                    target.replace_range(target.len() - trailing.len().., trailing);
+                }
+                let translated = TranslatedBlock::place(block, target, &sentences);
+                Ok((translated, line))
+            })
+            .collect()
     }
 }

@@ -11,6 +11,13 @@
 
 use std::ops::Range;
 
+/// `text` with every line break (see [`LineLayout::reassemble`]) turned into a space.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if is_line_break(c) { ' ' } else { c })
+        .collect()
+}
+
 /// Where a line's indentation, content and trailing white space lie (byte offsets into the
 /// line it was made from).
 ///
@@ -72,11 +79,7 @@ impl LineLayout {
         let translated = translated.trim();
         let mut out = String::with_capacity(indent.len() + translated.len() + trailing.len());
         out.push_str(indent);
-        out.extend(
-            translated
-                .chars()
-                .map(|c| if is_line_break(c) { ' ' } else { c }),
-        );
+        out.push_str(&one_line(translated));
         out.push_str(trailing);
         out
     }

@@ -21,15 +21,16 @@
 //! Every function here is total over `&str` (no panics, control characters and any script
 //! included) and linear in the input, apart from the token counting `split_long` asks for.
 
+pub mod alignment;
 mod language;
 mod lines;
 mod long;
-pub mod markdown;
 pub mod paragraphs;
 mod segment;
+pub mod transfer;
 
 pub use language::unexpected_language;
-pub use lines::LineLayout;
+pub use lines::{one_line, LineLayout};
 pub use long::split_long;
 pub use segment::split_sentences;
 

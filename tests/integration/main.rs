@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod documents;
 mod folders;
 mod hub;
 mod hub_server;

@@ -7,6 +7,7 @@ use dragoman::models::Precision;
 
 use dragoman::generation::GenerationOverrides;
 use dragoman::models;
+use dragoman::tasks::translate::Words;
 use dragoman::tokenizer::Tokenizer;
 use dragoman::{Engine, Summarizer, Translator};
 
@@ -493,7 +494,7 @@ fn multi_target_marian_takes_its_target_token_before_each_sentence() {
     }
     translator.set_languages(None, Some("uk")).unwrap();
     let line = translator
-        .translate_lines_aligned(&["Merci !"])
+        .translate_lines_aligned(&["Merci !"], Words::Unaligned)
         .unwrap()
         .remove(0);
     assert_eq!(line.sentences[0].source, "Merci !");
@@ -505,6 +506,67 @@ fn multi_target_marian_takes_its_target_token_before_each_sentence() {
         err.contains("\"de\" (German)") && err.contains("bel, rus, ukr"),
         "{err}"
     );
+}
+
+/// The attention word alignment uses (the heads of the layer below the last, averaged, from a
+/// batched teacher-forced pass) is transformers' `cross_attentions` of that layer averaged
+/// over its heads, to 1e-4, for every step and source position.
+#[test]
+fn alignment_attention_is_transformers_averaged() {
+    #[derive(serde::Deserialize)]
+    struct Sentence {
+        input_ids: Vec<u32>,
+        decoder_input_ids: Vec<u32>,
+        cross_attentions: Vec<Vec<Vec<Vec<f32>>>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Reference {
+        sentences: Vec<Sentence>,
+    }
+    for name in ["fr-en", "fr-zle"] {
+        let dir = fixture(name);
+        let text = std::fs::read_to_string(dir.join("cross_attentions.json")).unwrap();
+        let reference: Reference = serde_json::from_str(&text).unwrap();
+        let translator = Translator::load(&dir, Precision::F32, &Device::Cpu).unwrap();
+        // One more target id than the steps fed: the last id is predicted, never read.
+        let targets: Vec<Vec<u32>> = reference
+            .sentences
+            .iter()
+            .map(|s| [s.decoder_input_ids.as_slice(), &[0]].concat())
+            .collect();
+        let pairs: Vec<(&[u32], &[u32])> = reference
+            .sentences
+            .iter()
+            .zip(&targets)
+            .map(|(s, t)| (s.input_ids.as_slice(), t.as_slice()))
+            .collect();
+        let got = translator.engine().alignment_attention(&pairs).unwrap();
+        assert!(reference.sentences.len() > 1, "batched: several sentences");
+        let mut compared = 0;
+        for (sentence, got) in reference.sentences.iter().zip(&got) {
+            let layers = sentence.cross_attentions.len();
+            let layer = &sentence.cross_attentions
+                [layers.saturating_sub(dragoman::tasks::engine::ALIGNMENT_LAYER_FROM_TOP)];
+            assert_eq!(got.len(), sentence.decoder_input_ids.len(), "{name}: steps");
+            for (t, row) in got.iter().enumerate() {
+                assert_eq!(
+                    row.len(),
+                    sentence.input_ids.len(),
+                    "{name}: source positions"
+                );
+                for (s, value) in row.iter().enumerate() {
+                    let want =
+                        layer.iter().map(|head| head[t][s]).sum::<f32>() / layer.len() as f32;
+                    assert!(
+                        (value - want).abs() < 1e-4,
+                        "{name}: step {t} source {s}: {value} vs {want}"
+                    );
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 100, "{name}: {compared} weights compared");
+    }
 }
 
 /// The decoder's state for one unpadded input `ids`, encoded.

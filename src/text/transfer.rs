@@ -1,0 +1,332 @@
+//! Span transfer: inline formatting of a source text carried onto its translation by word
+//! alignment (as Bergamot carries HTML tags), so sentences are translated whole and their
+//! bold, links and code land on the words that translate them.
+//!
+//! A span covers the source words it overlaps; its target range runs from the first to the
+//! last target word those words align to. A span whose words have no alignment takes the
+//! nearest aligned source word's targets; an empty span (a line break, an image) goes after
+//! the target of the word before it. The target spans then nest as the source spans did:
+//! each is clipped to its parent's range and kept clear of its earlier siblings, so markup
+//! written from them is always balanced.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+
+use super::alignment::words;
+
+/// One translated sentence of the text: where it is on each side and its word alignment
+/// (word indices within the sentence).
+#[derive(Debug, Clone, Copy)]
+pub struct AlignedSentence<'a> {
+    pub source: &'a Range<usize>,
+    pub target: &'a Range<usize>,
+    pub alignment: &'a [(usize, usize)],
+}
+
+/// The target ranges of `spans` (byte ranges of `source`, properly nested, in document
+/// order: a parent before its children). `parents[i]` is span i's enclosing span.
+pub fn transfer(
+    source: &str,
+    spans: &[Range<usize>],
+    target: &str,
+    sentences: &[AlignedSentence],
+) -> Vec<Range<usize>> {
+    let source_words = words(source);
+    let target_words = words(target);
+    let aligned = global_alignment(&source_words, &target_words, sentences);
+    let parents = parents(spans);
+    let mut placed: Vec<Range<usize>> = Vec::with_capacity(spans.len());
+    for (i, span) in spans.iter().enumerate() {
+        let mut range = place(source, span, target, &source_words, &target_words, &aligned);
+        let (within, siblings): (Range<usize>, Vec<usize>) = match parents[i] {
+            Some(p) => (
+                placed[p].clone(),
+                (p + 1..i).filter(|&j| parents[j] == Some(p)).collect(),
+            ),
+            None => (
+                0..target.len(),
+                (0..i).filter(|&j| parents[j].is_none()).collect(),
+            ),
+        };
+        range = clip(range, &within);
+        for j in siblings {
+            range = clear_of(range, &placed[j]);
+        }
+        placed.push(range);
+    }
+    placed
+}
+
+/// Each span's enclosing span (the innermost earlier span containing it).
+pub fn parents(spans: &[Range<usize>]) -> Vec<Option<usize>> {
+    let mut stack: Vec<usize> = Vec::new();
+    spans
+        .iter()
+        .enumerate()
+        .map(|(i, span)| {
+            while let Some(&top) = stack.last() {
+                let outer = &spans[top];
+                if outer.start <= span.start && span.end <= outer.end {
+                    break;
+                }
+                stack.pop();
+            }
+            let parent = stack.last().copied();
+            stack.push(i);
+            parent
+        })
+        .collect()
+}
+
+/// For each source word of the text, the target words aligned to it (text-wide indices).
+fn global_alignment(
+    source_words: &[Range<usize>],
+    target_words: &[Range<usize>],
+    sentences: &[AlignedSentence],
+) -> Vec<BTreeSet<usize>> {
+    let first_at = |words: &[Range<usize>], at: usize| words.partition_point(|w| w.start < at);
+    let mut aligned = vec![BTreeSet::new(); source_words.len()];
+    for sentence in sentences {
+        let s0 = first_at(source_words, sentence.source.start);
+        let t0 = first_at(target_words, sentence.target.start);
+        let s_end = first_at(source_words, sentence.source.end);
+        let t_end = first_at(target_words, sentence.target.end);
+        for &(s, t) in sentence.alignment {
+            if s0 + s < s_end && t0 + t < t_end {
+                aligned[s0 + s].insert(t0 + t);
+            }
+        }
+    }
+    aligned
+}
+
+/// Where one span goes, before nesting is enforced.
+fn place(
+    source: &str,
+    span: &Range<usize>,
+    target: &str,
+    source_words: &[Range<usize>],
+    target_words: &[Range<usize>],
+    aligned: &[BTreeSet<usize>],
+) -> Range<usize> {
+    let covered: Vec<usize> = (0..source_words.len())
+        .filter(|&w| source_words[w].start < span.end && span.start < source_words[w].end)
+        .collect();
+    let mut targets: BTreeSet<usize> = covered
+        .iter()
+        .flat_map(|&w| aligned[w].iter().copied())
+        .collect();
+    if covered.is_empty() {
+        // Nothing to cover: at the text's edge when it is at one; else after the target of
+        // the word before, else before the next's.
+        let before = source_words.partition_point(|w| w.end <= span.start);
+        if before == source_words.len() {
+            return target.len()..target.len();
+        }
+        if before == 0 {
+            return 0..0;
+        }
+        let after_word = (0..before).rev().find_map(|w| aligned[w].last());
+        if let Some(&t) = after_word {
+            let at = target_words[t].end;
+            return at..at;
+        }
+        let next = (before..source_words.len()).find_map(|w| aligned[w].first());
+        let at = next.map_or_else(
+            || proportional(span.start, source.len(), target, target_words),
+            |&t| target_words[t].start,
+        );
+        return at..at;
+    }
+    if targets.is_empty() {
+        // Around the nearest aligned words, never nowhere.
+        let (first, last) = (covered[0], covered[covered.len() - 1]);
+        let nearest = (1..source_words.len()).find_map(|d| {
+            let left = first.checked_sub(d).filter(|&w| !aligned[w].is_empty());
+            let right = Some(last + d).filter(|&w| w < aligned.len() && !aligned[w].is_empty());
+            left.or(right)
+        });
+        match nearest {
+            Some(w) => targets = aligned[w].clone(),
+            None => {
+                // No alignment at all: the whole target, the span's only sure place.
+                return words_range(target_words, 0..target_words.len()).unwrap_or(0..target.len());
+            }
+        }
+    }
+    let (first, last) = (
+        *targets.first().unwrap_or(&0),
+        *targets.last().unwrap_or(&0),
+    );
+    let range = words_range(target_words, first..last + 1).unwrap_or(0..0);
+    trim_punctuation(&source[span.clone()], target, range)
+}
+
+/// The byte range from the start of word `words.start` to the end of word `words.end - 1`.
+fn words_range(target_words: &[Range<usize>], words: Range<usize>) -> Option<Range<usize>> {
+    let first = target_words.get(words.start)?;
+    let last = target_words.get(words.end.checked_sub(1)?)?;
+    Some(first.start..last.end)
+}
+
+/// A word boundary of `target` at the same relative place as `at` in a source of `len` bytes.
+fn proportional(at: usize, len: usize, target: &str, target_words: &[Range<usize>]) -> usize {
+    let guess = (at as f64 / len.max(1) as f64 * target.len() as f64) as usize;
+    target_words
+        .iter()
+        .map(|w| w.start)
+        .chain(std::iter::once(target.len()))
+        .min_by_key(|&b| b.abs_diff(guess))
+        .unwrap_or(0)
+}
+
+/// Punctuation at either end of a target range that the source span does not have at that
+/// end is left outside it ("**gras**," stays "**bold**,"), keeping at least one character.
+fn trim_punctuation(source_span: &str, target: &str, range: Range<usize>) -> Range<usize> {
+    let is_punct = |c: char| c.is_ascii_punctuation() || "«»“”‘’„…–—¿¡".contains(c);
+    let source_span = source_span.trim();
+    let mut range = range;
+    let text = &target[range.clone()];
+    if !source_span.ends_with(is_punct) {
+        let kept = text.trim_end_matches(is_punct).len();
+        if kept > 0 {
+            range.end = range.start + kept;
+        }
+    }
+    let text = &target[range.clone()];
+    if !source_span.starts_with(is_punct) {
+        let kept = text.trim_start_matches(is_punct).len();
+        if kept > 0 {
+            range.start = range.end - kept;
+        }
+    }
+    range
+}
+
+/// `range` clipped into `within`; a range outside it becomes empty at its nearer edge.
+fn clip(range: Range<usize>, within: &Range<usize>) -> Range<usize> {
+    let start = range.start.clamp(within.start, within.end);
+    let end = range.end.clamp(start, within.end);
+    start..end
+}
+
+/// `range` made disjoint from `other` (an earlier sibling): cut back to before it, or moved
+/// to after it.
+fn clear_of(range: Range<usize>, other: &Range<usize>) -> Range<usize> {
+    let overlaps = range.start < other.end && other.start < range.end;
+    let inside_empty = range.is_empty() && other.start < range.start && range.start < other.end;
+    if !overlaps && !inside_empty {
+        return range;
+    }
+    if range.start < other.start {
+        range.start..other.start
+    } else {
+        let start = other.end;
+        start..range.end.max(start)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
+mod tests {
+    use super::*;
+
+    fn one_sentence<'a>(
+        source: &'a Range<usize>,
+        target: &'a Range<usize>,
+        alignment: &'a [(usize, usize)],
+    ) -> [AlignedSentence<'a>; 1] {
+        [AlignedSentence {
+            source,
+            target,
+            alignment,
+        }]
+    }
+
+    #[test]
+    fn a_span_lands_on_the_words_its_words_align_to() {
+        let source = "Un chat très noir dort.";
+        let target = "A very black cat sleeps.";
+        // Un-A chat-cat très-very noir-black dort.-sleeps.
+        let alignment = [(0, 0), (1, 3), (2, 1), (3, 2), (4, 4)];
+        let (s, t) = (0..source.len(), 0..target.len());
+        let sentences = one_sentence(&s, &t, &alignment);
+        let bold = source.find("très noir").unwrap();
+        let spans = [bold..bold + "très noir".len()];
+        let placed = transfer(source, &spans, target, &sentences);
+        assert_eq!(&target[placed[0].clone()], "very black");
+        // The sentence's final period stays outside a span that had none.
+        let last = source.find("dort").unwrap();
+        let placed = transfer(source, &[last..last + 4], target, &sentences);
+        assert_eq!(&target[placed[0].clone()], "sleeps");
+    }
+
+    #[test]
+    fn nested_spans_stay_nested_and_siblings_never_cross() {
+        let source = "aa bb cc dd";
+        let target = "AA BB CC DD";
+        // Crossed: bb→CC, cc→BB; aa→AA, dd→DD.
+        let alignment = [(0, 0), (1, 2), (2, 1), (3, 3)];
+        let (s, t) = (0..source.len(), 0..target.len());
+        let sentences = one_sentence(&s, &t, &alignment);
+        // [aa bb] [cc dd], and inside the first, [bb].
+        let spans = [0..5, 3..5, 6..11];
+        let placed = transfer(source, &spans, target, &sentences);
+        let parents = parents(&spans);
+        assert_eq!(parents, [None, Some(0), None]);
+        for (i, p) in parents.iter().enumerate() {
+            if let Some(p) = p {
+                assert!(placed[*p].start <= placed[i].start && placed[i].end <= placed[*p].end);
+            }
+        }
+        let (a, b) = (&placed[0], &placed[2]);
+        assert!(a.end <= b.start || b.end <= a.start, "{placed:?}");
+    }
+
+    #[test]
+    fn unaligned_and_empty_spans_are_placed_near_their_neighbours() {
+        let source = "un deux trois";
+        let target = "one two three";
+        // "deux" has no alignment; "trois" does.
+        let alignment = [(0, 0), (2, 2)];
+        let (s, t) = (0..source.len(), 0..target.len());
+        let sentences = one_sentence(&s, &t, &alignment);
+        let placed = transfer(source, &[3..7, 7..7], target, &sentences);
+        assert_eq!(
+            &target[placed[0].clone()],
+            "one",
+            "the nearest aligned word"
+        );
+        // The empty span goes after the target of the word before it ("deux": none, so
+        // "un"'s "one"), clear of its sibling.
+        assert!(placed[1].is_empty() && placed[1].start >= placed[0].end);
+        // No alignment at all: still somewhere, and in bounds.
+        let placed = transfer(source, &[3..7], target, &one_sentence(&s, &t, &[]));
+        assert!(placed[0].end <= target.len() && !placed[0].is_empty());
+    }
+
+    #[test]
+    fn sentences_index_their_own_words() {
+        let source = "Un. Deux trois.";
+        let target = "One. Two three.";
+        let (s1, t1) = (0..3, 0..4);
+        let (s2, t2) = (4..source.len(), 5..target.len());
+        let a1 = [(0, 0)];
+        let a2 = [(0, 0), (1, 1)];
+        let sentences = [
+            AlignedSentence {
+                source: &s1,
+                target: &t1,
+                alignment: &a1,
+            },
+            AlignedSentence {
+                source: &s2,
+                target: &t2,
+                alignment: &a2,
+            },
+        ];
+        let at = source.find("trois").unwrap();
+        let placed = transfer(source, &[at..at + 5], target, &sentences);
+        assert_eq!(&target[placed[0].clone()], "three");
+    }
+}
