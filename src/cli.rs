@@ -106,8 +106,10 @@ pub struct TranslateArgs {
 
     /// How inputs are read: `markdown` and `html` translate the text of a document, each
     /// paragraph whole, with its inline formatting carried onto the translation and every
-    /// other byte kept; `auto` picks by extension (.md/.markdown, .html/.htm/.xhtml), else text
-    #[arg(long, default_value = "auto", value_parser = ["auto", "text", "markdown", "html"])]
+    /// other byte kept; `srt` and `vtt` translate subtitles a sentence at a time over their
+    /// cues, timings kept; `auto` picks by extension (.md/.markdown, .html/.htm/.xhtml,
+    /// .srt, .vtt), else text
+    #[arg(long, default_value = "auto", value_parser = ["auto", "text", "markdown", "html", "srt", "vtt"])]
     pub input_format: String,
 
     /// Plain text with hard-wrapped paragraphs: the lines between blank lines are translated

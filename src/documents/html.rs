@@ -249,6 +249,7 @@ impl Builder {
                 text: self.text,
                 spans: self.spans,
                 escape: Escape::HtmlText,
+                segmented: false,
             },
             Place::Text {
                 range: self.range,
@@ -389,6 +390,7 @@ impl Html {
                 text,
                 spans: Vec::new(),
                 escape: Escape::HtmlAttribute,
+                segmented: false,
             });
             self.places.push(Place::Attribute(value.clone()));
         }

@@ -95,6 +95,7 @@ impl Builder {
                 text: self.text,
                 spans: self.spans,
                 escape: Escape::Markdown,
+                segmented: false,
             },
         ))
     }

@@ -10,9 +10,12 @@
 //!
 //! Adding a format costs one file here and one [`Format`] variant.
 
+mod cues;
 pub mod html;
 pub mod markdown;
+pub mod srt;
 pub mod text;
+pub mod vtt;
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -31,6 +34,9 @@ pub struct Block {
     pub spans: Vec<Span>,
     /// How the format writes text (HTML's entities, Markdown's backslashes).
     pub escape: Escape,
+    /// Its top-level spans are segments (subtitle cues) that share the translation out
+    /// between them, in order, rather than formatting placed where its words went.
+    pub segmented: bool,
 }
 
 /// Inline formatting: the bytes written before and after the words it covers.
@@ -100,7 +106,8 @@ impl TranslatedBlock {
     /// The source block's spans carried onto `target` by the sentences' word alignment.
     pub fn place(block: &Block, target: String, sentences: &[transfer::AlignedSentence]) -> Self {
         let ranges: Vec<Range<usize>> = block.spans.iter().map(|s| s.range.clone()).collect();
-        let mut spans = transfer::transfer(&block.text, &ranges, &target, sentences);
+        let mut spans =
+            transfer::transfer(&block.text, &ranges, &target, sentences, block.segmented);
         // An island takes the place of no more target words than it has words itself: the
         // attention of a word the model copies can spread over its neighbours.
         for (span, placed) in block.spans.iter().zip(&mut spans) {
@@ -127,6 +134,17 @@ impl TranslatedBlock {
         let parents = transfer::parents(&ranges);
         let mut out = String::with_capacity(self.text.len() * 2);
         self.render_within(block, &parents, None, 0..self.text.len(), &mut out);
+        out
+    }
+
+    /// What span `span` holds, rendered (a subtitle cue's share of its block).
+    pub fn render_span(&self, block: &Block, span: usize) -> String {
+        let ranges: Vec<Range<usize>> = block.spans.iter().map(|s| s.range.clone()).collect();
+        let parents = transfer::parents(&ranges);
+        let mut out = String::new();
+        if let Some(range) = self.spans.get(span) {
+            self.render_within(block, &parents, Some(span), range.clone(), &mut out);
+        }
         out
     }
 
@@ -179,15 +197,18 @@ pub enum Format {
     Paragraphs,
     Markdown,
     Html,
+    Srt,
+    Vtt,
 }
 
 impl Format {
     /// `--input-format` names (`auto` picks by extension).
-    pub const NAMES: &'static [&'static str] = &["auto", "text", "markdown", "html"];
+    pub const NAMES: &'static [&'static str] = &["auto", "text", "markdown", "html", "srt", "vtt"];
 
     /// Extensions read as documents, with `-r` and `--out-dir`.
-    pub const EXTENSIONS: &'static [&'static str] =
-        &["txt", "text", "md", "markdown", "html", "htm", "xhtml"];
+    pub const EXTENSIONS: &'static [&'static str] = &[
+        "txt", "text", "md", "markdown", "html", "htm", "xhtml", "srt", "vtt",
+    ];
 
     /// The format `name` stands for, or by `path`'s extension (text when unknown).
     pub fn pick(name: &str, path: &Path, paragraphs: bool) -> Result<Self> {
@@ -200,6 +221,8 @@ impl Format {
             "text" => text,
             "markdown" => Format::Markdown,
             "html" => Format::Html,
+            "srt" => Format::Srt,
+            "vtt" => Format::Vtt,
             "auto" => {
                 let extension = path
                     .extension()
@@ -208,6 +231,8 @@ impl Format {
                 match extension.as_deref() {
                     Some("md" | "markdown") => Format::Markdown,
                     Some("html" | "htm" | "xhtml") => Format::Html,
+                    Some("srt") => Format::Srt,
+                    Some("vtt") => Format::Vtt,
                     _ => text,
                 }
             }
@@ -227,6 +252,8 @@ impl Format {
             Format::Paragraphs => Box::new(text::PlainText::paragraphs(source)),
             Format::Markdown => Box::new(markdown::Markdown::read(source)),
             Format::Html => Box::new(html::Html::read(source)),
+            Format::Srt => Box::new(srt::Srt::read(source)?),
+            Format::Vtt => Box::new(vtt::Vtt::read(source)?),
         })
     }
 }
@@ -274,6 +301,7 @@ mod tests {
                 },
             ],
             escape: Escape::Markdown,
+            segmented: false,
         };
         let translated = TranslatedBlock {
             text: "some bold and x_y".into(),

@@ -53,6 +53,7 @@ fn block(text: &str) -> Block {
         text: text.to_string(),
         spans: Vec::new(),
         escape: Escape::None,
+        segmented: false,
     }
 }
 

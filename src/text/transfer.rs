@@ -25,18 +25,32 @@ pub struct AlignedSentence<'a> {
 
 /// The target ranges of `spans` (byte ranges of `source`, properly nested, in document
 /// order: a parent before its children). `parents[i]` is span i's enclosing span.
+///
+/// With `partition`, the top-level spans are segments (subtitle cues) that share the target
+/// between them: each target word goes to one segment, in the segments' order, each segment
+/// getting a word where there are enough (see [`partition`]).
 pub fn transfer(
     source: &str,
     spans: &[Range<usize>],
     target: &str,
     sentences: &[AlignedSentence],
+    partition: bool,
 ) -> Vec<Range<usize>> {
     let source_words = words(source);
     let target_words = words(target);
     let aligned = global_alignment(&source_words, &target_words, sentences);
     let parents = parents(spans);
+    let segments: Vec<usize> = (0..spans.len())
+        .filter(|&i| partition && parents[i].is_none())
+        .collect();
+    let segment_ranges: Vec<Range<usize>> = segments.iter().map(|&i| spans[i].clone()).collect();
+    let mut shared = divide(&segment_ranges, &source_words, &target_words, &aligned).into_iter();
     let mut placed: Vec<Range<usize>> = Vec::with_capacity(spans.len());
     for (i, span) in spans.iter().enumerate() {
+        if segments.contains(&i) {
+            placed.push(shared.next().unwrap_or(0..0));
+            continue;
+        }
         let mut range = place(source, span, target, &source_words, &target_words, &aligned);
         let (within, siblings): (Range<usize>, Vec<usize>) = match parents[i] {
             Some(p) => (
@@ -48,9 +62,25 @@ pub fn transfer(
                 (0..i).filter(|&j| parents[j].is_none()).collect(),
             ),
         };
+        let wanted = !range.is_empty();
         range = clip(range, &within);
-        for j in siblings {
+        for &j in &siblings {
             range = clear_of(range, &placed[j]);
+        }
+        if wanted && range.is_empty() {
+            // Its words went to earlier siblings: the nearest word still free, if any.
+            let free = target_words
+                .iter()
+                .filter(|w| within.start <= w.start && w.end <= within.end)
+                .filter(|w| {
+                    siblings
+                        .iter()
+                        .all(|&j| clear_of((*w).clone(), &placed[j]) == **w)
+                })
+                .min_by_key(|w| w.start.abs_diff(range.start));
+            if let Some(word) = free {
+                range = word.clone();
+            }
         }
         placed.push(range);
     }
@@ -75,6 +105,97 @@ pub fn parents(spans: &[Range<usize>]) -> Vec<Option<usize>> {
             stack.push(i);
             parent
         })
+        .collect()
+}
+
+/// The target's words shared out among `segments` (ranges of the source, in order): each
+/// target word goes to the segment of the source words it is aligned to (their median; a
+/// word without alignment follows the word before it), made monotone by isotonic regression
+/// so the segments keep their order; then every segment gets at least one word where there
+/// are as many words as segments. Returns each segment's target byte range.
+fn divide(
+    segments: &[Range<usize>],
+    source_words: &[Range<usize>],
+    target_words: &[Range<usize>],
+    aligned: &[BTreeSet<usize>],
+) -> Vec<Range<usize>> {
+    let (k, m) = (segments.len(), target_words.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    let segment_of = |word: &Range<usize>| {
+        segments
+            .iter()
+            .rposition(|s| s.start <= word.start)
+            .unwrap_or(0)
+    };
+    // Per target word, the segments of its source words.
+    let mut votes: Vec<Vec<usize>> = vec![Vec::new(); m];
+    for (s, targets) in aligned.iter().enumerate() {
+        for &t in targets {
+            votes[t].push(segment_of(&source_words[s]));
+        }
+    }
+    let mut wanted: Vec<f64> = Vec::with_capacity(m);
+    for (t, v) in votes.iter_mut().enumerate() {
+        v.sort_unstable();
+        let value = match v.get(v.len() / 2) {
+            Some(&median) => median as f64,
+            None => wanted.last().copied().unwrap_or((t * k / m.max(1)) as f64),
+        };
+        wanted.push(value);
+    }
+    let fitted = isotonic(&wanted);
+    // starts[j]: the first word of segment j; segment j is words starts[j]..starts[j + 1].
+    let mut starts: Vec<usize> = (0..=k)
+        .map(|j| {
+            if j == k {
+                m
+            } else {
+                fitted.partition_point(|&f| (f.round() as usize).min(k - 1) < j)
+            }
+        })
+        .collect();
+    starts[0] = 0;
+    if m >= k {
+        for j in 1..k {
+            starts[j] = starts[j].max(starts[j - 1] + 1);
+        }
+        for j in (1..k).rev() {
+            starts[j] = starts[j].min(starts[j + 1] - 1);
+        }
+    }
+    (0..k)
+        .map(|j| {
+            let (first, end) = (starts[j], starts[j + 1].max(starts[j]));
+            if first < end {
+                target_words[first].start..target_words[end - 1].end
+            } else {
+                let at = first
+                    .checked_sub(1)
+                    .and_then(|w| target_words.get(w))
+                    .map_or(0, |w| w.end);
+                at..at
+            }
+        })
+        .collect()
+}
+
+/// The non-decreasing sequence closest to `values` in least squares (pool adjacent
+/// violators).
+fn isotonic(values: &[f64]) -> Vec<f64> {
+    // (mean, count) of each pooled run.
+    let mut runs: Vec<(f64, usize)> = Vec::with_capacity(values.len());
+    for &v in values {
+        runs.push((v, 1));
+        while runs.len() > 1 && runs[runs.len() - 2].0 > runs[runs.len() - 1].0 {
+            let (b, nb) = runs.pop().unwrap_or((0.0, 0));
+            let (a, na) = runs.pop().unwrap_or((0.0, 0));
+            runs.push(((a * na as f64 + b * nb as f64) / (na + nb) as f64, na + nb));
+        }
+    }
+    runs.into_iter()
+        .flat_map(|(mean, n)| std::iter::repeat_n(mean, n))
         .collect()
 }
 
@@ -253,11 +374,11 @@ mod tests {
         let sentences = one_sentence(&s, &t, &alignment);
         let bold = source.find("très noir").unwrap();
         let spans = [bold..bold + "très noir".len()];
-        let placed = transfer(source, &spans, target, &sentences);
+        let placed = transfer(source, &spans, target, &sentences, false);
         assert_eq!(&target[placed[0].clone()], "very black");
         // The sentence's final period stays outside a span that had none.
         let last = source.find("dort").unwrap();
-        let placed = transfer(source, &[last..last + 4], target, &sentences);
+        let placed = transfer(source, &[last..last + 4], target, &sentences, false);
         assert_eq!(&target[placed[0].clone()], "sleeps");
     }
 
@@ -271,7 +392,7 @@ mod tests {
         let sentences = one_sentence(&s, &t, &alignment);
         // [aa bb] [cc dd], and inside the first, [bb].
         let spans = [0..5, 3..5, 6..11];
-        let placed = transfer(source, &spans, target, &sentences);
+        let placed = transfer(source, &spans, target, &sentences, false);
         let parents = parents(&spans);
         assert_eq!(parents, [None, Some(0), None]);
         for (i, p) in parents.iter().enumerate() {
@@ -291,7 +412,7 @@ mod tests {
         let alignment = [(0, 0), (2, 2)];
         let (s, t) = (0..source.len(), 0..target.len());
         let sentences = one_sentence(&s, &t, &alignment);
-        let placed = transfer(source, &[3..7, 7..7], target, &sentences);
+        let placed = transfer(source, &[3..7, 7..7], target, &sentences, false);
         assert_eq!(
             &target[placed[0].clone()],
             "one",
@@ -301,8 +422,47 @@ mod tests {
         // "un"'s "one"), clear of its sibling.
         assert!(placed[1].is_empty() && placed[1].start >= placed[0].end);
         // No alignment at all: still somewhere, and in bounds.
-        let placed = transfer(source, &[3..7], target, &one_sentence(&s, &t, &[]));
+        let placed = transfer(source, &[3..7], target, &one_sentence(&s, &t, &[]), false);
         assert!(placed[0].end <= target.len() && !placed[0].is_empty());
+    }
+
+    #[test]
+    fn a_span_whose_words_a_sibling_took_goes_to_the_nearest_free_word() {
+        let source = "un deux trois";
+        let target = "ONE TWO THREE";
+        // Both "un" and "deux" align to "ONE".
+        let alignment = [(0, 0), (1, 0), (2, 2)];
+        let (s, t) = (0..source.len(), 0..target.len());
+        let sentences = one_sentence(&s, &t, &alignment);
+        let placed = transfer(source, &[0..2, 3..7], target, &sentences, false);
+        assert_eq!(&target[placed[0].clone()], "ONE");
+        assert_eq!(&target[placed[1].clone()], "TWO");
+    }
+
+    #[test]
+    fn segments_share_the_target_in_order_each_with_a_word() {
+        let source = "un deux trois quatre";
+        let target = "ONE TWO THREE FOUR";
+        // Cues [un deux] [trois] [quatre]; "quatre" aligned before "trois" (crossing), and
+        // "deux" aligned to nothing.
+        let alignment = [(0, 0), (2, 3), (3, 2)];
+        let (s, t) = (0..source.len(), 0..target.len());
+        let sentences = one_sentence(&s, &t, &alignment);
+        let cues = [0..7, 8..13, 14..20];
+        let placed = transfer(source, &cues, target, &sentences, true);
+        let texts: Vec<&str> = placed.iter().map(|r| &target[r.clone()]).collect();
+        // In order, every word in exactly one cue, no cue empty.
+        assert_eq!(texts.concat().replace(' ', ""), "ONETWOTHREEFOUR");
+        assert!(texts.iter().all(|t| !t.is_empty()), "{texts:?}");
+        assert!(placed.windows(2).all(|w| w[0].end <= w[1].start));
+        // More cues than words: the later ones are empty, none out of order.
+        let placed = transfer(source, &cues, "ONE", &one_sentence(&s, &(0..3), &[]), true);
+        assert_eq!(placed[0], 0..3);
+        assert!(placed[1..].iter().all(|r| r.is_empty() && r.start == 3));
+        assert_eq!(
+            isotonic(&[0.0, 2.0, 1.0, 1.0]),
+            [0.0, 4.0 / 3.0, 4.0 / 3.0, 4.0 / 3.0]
+        );
     }
 
     #[test]
@@ -326,7 +486,7 @@ mod tests {
             },
         ];
         let at = source.find("trois").unwrap();
-        let placed = transfer(source, &[at..at + 5], target, &sentences);
+        let placed = transfer(source, &[at..at + 5], target, &sentences, false);
         assert_eq!(&target[placed[0].clone()], "three");
     }
 }

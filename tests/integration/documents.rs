@@ -235,3 +235,126 @@ fn serve_answers_a_document_as_the_cli_prints_it() {
     let error = answers[2]["error"].as_str().unwrap();
     assert!(error.contains("unknown input format \"docx\""), "{error}");
 }
+
+/// The subtitle file's cue texts, whitespace normalised, joined.
+fn all_cue_text(format: Format, source: &str) -> String {
+    let document = format.read(source).unwrap();
+    let texts: Vec<String> = document
+        .blocks()
+        .iter()
+        .map(|b| normalised(&b.text))
+        .collect();
+    texts.join(" ")
+}
+
+#[test]
+fn srt_cues_keep_numbers_and_timings_and_a_sentence_runs_across_them() {
+    let (s, _) = greedy_reference();
+    let words: Vec<&str> = s[3].split(' ').collect();
+    let (half, rest) = words.split_at(words.len() / 2);
+    let timings = [
+        "00:00:01,000 --> 00:00:02,500",
+        "00:00:02,600 --> 00:00:04,000",
+        "00:00:04,100 --> 00:00:06,000 X1:100 X2:600",
+    ];
+    let source = format!(
+        "1\r\n{}\r\n{}\r\n\r\n2\r\n{}\r\n{}\r\n\r\n3\r\n{}\r\n- {}\r\n- {}\r\n",
+        timings[0],
+        half.join(" "),
+        timings[1],
+        rest.join(" "),
+        timings[2],
+        s[0],
+        s[2]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("film.srt");
+    std::fs::write(&path, &source).unwrap();
+    let output = translate(&[], &path);
+    // Numbers, timings and blank lines as they were; the same number of cues.
+    let frame = |text: &str| -> Vec<String> {
+        text.split("\r\n\r\n")
+            .map(|cue| cue.split("\r\n").take(2).collect::<Vec<_>>().join("|"))
+            .collect()
+    };
+    assert_eq!(frame(&output), frame(&source), "{output}");
+    // The first sentence was translated whole, over the first two cues.
+    let document = Format::Srt.read(&source).unwrap();
+    let texts: Vec<String> = document
+        .blocks()
+        .iter()
+        .map(|b| normalised(&b.text))
+        .collect();
+    assert_eq!(texts[0], normalised(&s[3]), "one block for the sentence");
+    let want = translated_as_plain_text(&texts).join(" ");
+    assert_eq!(all_cue_text(Format::Srt, &output), want);
+    // Lines of at most 42 characters, where the words allow (one word may be longer).
+    for line in output.split("\r\n").filter(|l| !l.contains("-->")) {
+        assert!(
+            line.chars().count() <= 42 || !line.contains(' '),
+            "{line:?} is longer than 42"
+        );
+    }
+}
+
+#[test]
+fn vtt_headers_notes_and_settings_are_copied_and_entities_decoded() {
+    let (s, _) = greedy_reference();
+    let source = format!(
+        "WEBVTT\n\nNOTE garder\n\nSTYLE\n::cue {{ color: yellow }}\n\nintro\n00:01.000 --> 00:03.000 align:start\n<i>{}</i> &amp;\n{}\n",
+        s[1], s[3]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("film.vtt");
+    std::fs::write(&path, &source).unwrap();
+    let output = translate(&[], &path);
+    assert!(
+        output.starts_with("WEBVTT\n\nNOTE garder\n\nSTYLE\n::cue { color: yellow }\n\nintro\n00:01.000 --> 00:03.000 align:start\n"),
+        "{output}"
+    );
+    assert_eq!(
+        output.matches("<i>").count(),
+        output.matches("</i>").count()
+    );
+    let texts: Vec<String> = Format::Vtt
+        .read(&source)
+        .unwrap()
+        .blocks()
+        .iter()
+        .map(|b| normalised(&b.text))
+        .collect();
+    assert!(texts[0].contains(" & "), "decoded: {texts:?}");
+    assert_eq!(
+        all_cue_text(Format::Vtt, &output),
+        translated_as_plain_text(&texts).join(" ")
+    );
+}
+
+#[test]
+fn a_broken_timestamp_is_one_line_naming_file_and_line_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cassé.srt");
+    std::fs::write(
+        &path,
+        "1\n00:00:01,000 --> 00:00:02,000\nMerci !\n\n2\n00:00:03 --> 00:00:04,000\nOui.\n",
+    )
+    .unwrap();
+    let out_file = dir.path().join("out.srt");
+    let out = dragoman()
+        .arg("translate")
+        .arg("--model")
+        .arg(fixture("fr-en"))
+        .arg(&path)
+        .arg("-o")
+        .arg(&out_file)
+        .assert()
+        .failure();
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cassé.srt") && stderr.contains("line 6: invalid timestamp"),
+        "{stderr}"
+    );
+    assert!(out.get_output().stdout.is_empty());
+    assert!(!out_file.exists(), "no partial output");
+}
