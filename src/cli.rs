@@ -90,7 +90,8 @@ pub struct TranslateArgs {
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 
-    /// With --out-dir: translate the text files (.txt, .md) under directory arguments
+    /// With --out-dir: translate the documents (.txt, .md, .html, .srt, .vtt, .docx) under
+    /// directory arguments
     #[arg(short = 'r', long, requires = "out_dir")]
     pub recursive: bool,
 
@@ -107,9 +108,10 @@ pub struct TranslateArgs {
     /// How inputs are read: `markdown` and `html` translate the text of a document, each
     /// paragraph whole, with its inline formatting carried onto the translation and every
     /// other byte kept; `srt` and `vtt` translate subtitles a sentence at a time over their
-    /// cues, timings kept; `auto` picks by extension (.md/.markdown, .html/.htm/.xhtml,
-    /// .srt, .vtt), else text
-    #[arg(long, default_value = "auto", value_parser = ["auto", "text", "markdown", "html", "srt", "vtt"])]
+    /// cues, timings kept; `docx` translates a Word document (binary output: -o or
+    /// --out-dir); `auto` picks by extension (.md/.markdown, .html/.htm/.xhtml, .srt, .vtt,
+    /// .docx), else text
+    #[arg(long, default_value = "auto", value_parser = ["auto", "text", "markdown", "html", "srt", "vtt", "docx"])]
     pub input_format: String,
 
     /// Plain text with hard-wrapped paragraphs: the lines between blank lines are translated
@@ -179,8 +181,36 @@ pub struct SummarizeArgs {
     pub lang: Option<String>,
 
     /// Write the summaries to FILE (atomically) instead of stdout.
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        conflicts_with = "out_dir"
+    )]
     pub output: Option<PathBuf>,
+
+    /// Write each document's summary into DIR, mirroring the inputs' tree, named
+    /// `stem.<lang>.summary.txt`; existing outputs are skipped unless --force
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// With --out-dir: summarize the documents under directory arguments
+    #[arg(short = 'r', long, requires = "out_dir")]
+    pub recursive: bool,
+
+    /// With --out-dir: overwrite summaries that already exist
+    #[arg(long, requires = "out_dir")]
+    pub force: bool,
+
+    /// Output: one summary line per document, or per document an object with its `input`,
+    /// `lang` and `summary` (`json`: one array; `jsonl`: one object per line)
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "jsonl"])]
+    pub format: String,
+
+    /// How inputs are read (as translate's): a document's text is what a reader reads, its
+    /// markup left out
+    #[arg(long, default_value = "auto", value_parser = ["auto", "text", "markdown", "html", "srt", "vtt", "docx"])]
+    pub input_format: String,
 
     /// Replace invalid UTF-8 with U+FFFD instead of stopping.
     #[arg(long)]

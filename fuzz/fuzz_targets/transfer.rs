@@ -4,7 +4,7 @@
 #![no_main]
 
 use dragoman::text::alignment::words;
-use dragoman::text::transfer::{parents, transfer, AlignedSentence};
+use dragoman::text::transfer::{parents, transfer, AlignedSentence, Segments};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -32,8 +32,8 @@ fuzz_target!(|data: &[u8]| {
     let (s, t) = (0..source.len(), 0..target.len());
     let sentence = [AlignedSentence { source: &s, target: &t, alignment: &alignment }];
     let parents = parents(&spans);
-    for partition in [false, true] {
-        let placed = transfer(source, &spans, target, &sentence, partition);
+    for segments in [Segments::None, Segments::TopLevel, Segments::Nested] {
+        let placed = transfer(source, &spans, &parents, target, &sentence, segments);
         assert_eq!(placed.len(), spans.len());
         for (i, r) in placed.iter().enumerate() {
             assert!(r.start <= r.end && r.end <= target.len());

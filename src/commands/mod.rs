@@ -66,20 +66,24 @@ fn write_output(
     Ok(())
 }
 
-/// A whole input as text (a byte-order mark included), with the name errors should give it.
-fn read_document(input: &Path, lossy: bool) -> Result<(String, String)> {
-    let (label, bytes) = if input.as_os_str() == "-" {
+/// A whole input as bytes, with the name errors should give it.
+fn read_bytes(input: &Path) -> Result<(String, Vec<u8>)> {
+    if input.as_os_str() == "-" {
         let mut bytes = Vec::new();
         std::io::stdin()
             .lock()
             .read_to_end(&mut bytes)
             .context("<stdin>: cannot read")?;
-        ("<stdin>".to_string(), bytes)
-    } else {
-        let label = input.display().to_string();
-        let bytes = std::fs::read(input).with_context(|| format!("{label}: cannot read"))?;
-        (label, bytes)
-    };
+        return Ok(("<stdin>".to_string(), bytes));
+    }
+    let label = input.display().to_string();
+    let bytes = std::fs::read(input).with_context(|| format!("{label}: cannot read"))?;
+    Ok((label, bytes))
+}
+
+/// A whole input as text (a byte-order mark included), with the name errors should give it.
+fn read_document(input: &Path, lossy: bool) -> Result<(String, String)> {
+    let (label, bytes) = read_bytes(input)?;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) if lossy => String::from_utf8_lossy(e.as_bytes()).into_owned(),
@@ -89,4 +93,20 @@ fn read_document(input: &Path, lossy: bool) -> Result<(String, String)> {
         ),
     };
     Ok((label, text))
+}
+
+/// A whole input read as a document of `format`: its name, the document, its size in bytes.
+fn open_document(
+    input: &Path,
+    format: dragoman::documents::Format,
+    lossy: bool,
+) -> Result<(String, Box<dyn dragoman::documents::Document>, usize)> {
+    if format.is_binary() {
+        let (label, bytes) = read_bytes(input)?;
+        let document = format.read_bytes(&bytes).with_context(|| label.clone())?;
+        return Ok((label, document, bytes.len()));
+    }
+    let (label, source) = read_document(input, lossy)?;
+    let document = format.read(&source).with_context(|| label.clone())?;
+    Ok((label, document, source.len()))
 }

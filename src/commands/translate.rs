@@ -1,6 +1,6 @@
 //! `dragoman translate`: inputs (plain text, Markdown) → translated text or structured output.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -11,7 +11,7 @@ use dragoman::tasks::translate::{TranslatedSentence, Words};
 use dragoman::Translator;
 
 use super::load::{load_translator, ModelChoice, ModelInfo};
-use super::{inputs, read_document, warn_language, write_output};
+use super::{inputs, open_document, warn_language, write_output};
 use crate::cli::TranslateArgs;
 use crate::outputs;
 use crate::progress::{self, Progress};
@@ -41,8 +41,7 @@ fn translate_any(
             out,
         );
     }
-    let (label, source) = read_document(input, args.lossy)?;
-    let document = format.read(&source).with_context(|| label.clone())?;
+    let (label, document, size) = open_document(input, format, args.lossy)?;
     if let Some(expected) = language {
         let texts: Vec<&str> = document.blocks().iter().map(|b| b.text.as_str()).collect();
         warn_language(&label, &texts.join("\n"), expected);
@@ -50,7 +49,7 @@ fn translate_any(
     let written = translate_document(translator, document.as_ref(), target_language(args))
         .with_context(|| label.clone())?;
     out.write_all(&written)?;
-    progress.advance(source.len() as u64);
+    progress.advance(size as u64);
     Ok(())
 }
 
@@ -115,9 +114,8 @@ fn translate_structured(
     args: &TranslateArgs,
 ) -> Result<serde_json::Value> {
     use serde_json::json;
-    let (label, source) = read_document(input, args.lossy)?;
     let format = Format::pick(&args.input_format, input, args.paragraphs)?;
-    let document = format.read(&source).with_context(|| label.clone())?;
+    let (label, document, _) = open_document(input, format, args.lossy)?;
     let blocks = document.blocks();
     if let Some(expected) = check_language(args) {
         let texts: Vec<&str> = blocks.iter().map(|b| b.text.as_str()).collect();
@@ -125,15 +123,19 @@ fn translate_structured(
     }
     let started = std::time::Instant::now();
     let mut paragraphs = Vec::with_capacity(blocks.len());
-    for chunk in blocks.chunks(LINES_PER_BLOCK) {
+    for (first, chunk) in (0..)
+        .step_by(LINES_PER_BLOCK)
+        .zip(blocks.chunks(LINES_PER_BLOCK))
+    {
         outputs::check_interrupted()?;
         let translated = translator
             .translate_blocks(chunk, Words::Aligned)
             .with_context(|| label.clone())?;
-        for (block, (_, line)) in chunk.iter().zip(translated) {
+        for (k, (block, (_, line))) in chunk.iter().zip(translated).enumerate() {
             let sentences: Vec<_> = line.sentences.iter().map(sentence_json).collect();
+            let target = document.plain_target(first + k, &line.text);
             paragraphs
-                .push(json!({"source": block.text, "target": line.text, "sentences": sentences}));
+                .push(json!({"source": block.text, "target": target, "sentences": sentences}));
         }
     }
     Ok(json!({
@@ -210,6 +212,17 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
         return translate_to_dir(&translator, args, out_dir);
     }
     let inputs = inputs(&args.files)?;
+    // A binary document goes to a file (or a pipe), never onto a terminal.
+    if args.output.is_none() && args.format == "text" && std::io::stdout().is_terminal() {
+        for input in &inputs {
+            if Format::pick(&args.input_format, input, args.paragraphs)?.is_binary() {
+                anyhow::bail!(
+                    "{}: its translation is a binary document; write it with -o FILE or --out-dir DIR",
+                    input.display()
+                );
+            }
+        }
+    }
     let progress = Progress::new(
         progress::total_bytes(inputs.iter().map(PathBuf::as_path)),
         args.runtime.quiet || args.files.is_empty(),

@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 
-use super::{Block, Escape, Span, TranslatedBlock};
+use super::{Block, Escape, Segments, Span, TranslatedBlock};
 
 /// Visible characters per subtitle line.
 pub const LINE_WIDTH: usize = 42;
@@ -49,7 +49,7 @@ impl CueBlocks {
                         text: String::new(),
                         spans: Vec::new(),
                         escape,
-                        segmented: true,
+                        segments: Segments::TopLevel,
                     },
                     Vec::new(),
                 )
@@ -64,8 +64,9 @@ impl CueBlocks {
                 open: String::new(),
                 close: String::new(),
                 protected: false,
+                parent: None,
             });
-            read_payload(&payload, block);
+            read_payload(&payload, block, segment);
             block.spans[segment].range.end = block.text.len();
             members.push((index, segment));
             let text = &block.text[start..];
@@ -183,7 +184,7 @@ fn items(payload: &str) -> Vec<Item<'_>> {
 }
 
 /// A cue's payload (its lines joined) added to `block`: text decoded, tags as spans.
-fn read_payload(payload: &str, block: &mut Block) {
+fn read_payload(payload: &str, block: &mut Block, segment: usize) {
     let items = items(payload);
     // Each opening tag's closing item, where there is one.
     let mut closes: Vec<Option<usize>> = vec![None; items.len()];
@@ -201,19 +202,22 @@ fn read_payload(payload: &str, block: &mut Block) {
         }
     }
     let mut open: Vec<(usize, usize)> = Vec::new(); // (closing item, span)
-    let island = |block: &mut Block, raw: &str| {
+                                                    // What a new span is inside: the innermost open tag, else the cue.
+    let parent_of = |open: &[(usize, usize)]| Some(open.last().map_or(segment, |(_, s)| *s));
+    let island = |block: &mut Block, raw: &str, parent: Option<usize>| {
         let at = block.text.len();
         block.spans.push(Span {
             range: at..at,
             open: raw.to_string(),
             close: String::new(),
             protected: true,
+            parent,
         });
     };
     for (i, item) in items.iter().enumerate() {
         match item {
             Item::Text(text) => block.text.push_str(&htmlize::unescape(*text)),
-            Item::Island(raw) => island(block, raw),
+            Item::Island(raw) => island(block, raw, parent_of(&open)),
             Item::Open(raw, _) => match closes[i] {
                 Some(close) => {
                     let at = block.text.len();
@@ -222,10 +226,11 @@ fn read_payload(payload: &str, block: &mut Block) {
                         open: raw.to_string(),
                         close: String::new(),
                         protected: false,
+                        parent: parent_of(&open),
                     });
                     open.push((close, block.spans.len() - 1));
                 }
-                None => island(block, raw),
+                None => island(block, raw, parent_of(&open)),
             },
             Item::Close(raw, _) => match open.iter().rposition(|(c, _)| *c == i) {
                 Some(k) => {
@@ -234,7 +239,7 @@ fn read_payload(payload: &str, block: &mut Block) {
                     block.spans[span].range.end = block.text.len();
                     block.spans[span].close = raw.to_string();
                 }
-                None => island(block, raw),
+                None => island(block, raw, parent_of(&open)),
             },
         }
     }

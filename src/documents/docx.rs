@@ -90,7 +90,10 @@ impl Docx {
             let mut file = zip
                 .by_index(index)
                 .map_err(|e| Error::Input(format!("part {index}: cannot read: {e}")))?;
-            let name = file.name().to_string();
+            let name = file
+                .name()
+                .map_err(|e| Error::Input(format!("part {index}: unreadable name: {e}")))?
+                .into_owned();
             let (size, packed) = (file.size(), file.compressed_size().max(1));
             total += size;
             if size > MAX_PART_BYTES {
@@ -236,9 +239,9 @@ fn nodes(xml: &str) -> std::result::Result<(Vec<Node>, Vec<String>), String> {
         match kind {
             Kind::Start => stack.push(index),
             Kind::End => {
-                let open = stack
-                    .pop()
-                    .ok_or_else(|| format!("invalid XML: an end tag without a start at byte {start}"))?;
+                let open = stack.pop().ok_or_else(|| {
+                    format!("invalid XML: an end tag without a start at byte {start}")
+                })?;
                 nodes[open].end = index;
             }
             _ => {}
@@ -279,6 +282,8 @@ struct Builder {
     islands: Vec<Option<Range<usize>>>,
     /// Inside a complex field (between its begin and end characters): runs are islands.
     field_depth: usize,
+    /// The hyperlink and run being read (what new spans are inside).
+    containers: Vec<usize>,
 }
 
 impl Builder {
@@ -289,6 +294,7 @@ impl Builder {
             open: xml[range.clone()].to_string(),
             close: String::new(),
             protected: true,
+            parent: self.containers.last().copied(),
         });
         self.islands.push(Some(range));
     }
@@ -301,6 +307,7 @@ impl Builder {
             open: format!("</w:t>{raw}{TEXT_OPEN}"),
             close: String::new(),
             protected: true,
+            parent: self.containers.last().copied(),
         });
         self.islands.push(None);
     }
@@ -345,6 +352,7 @@ fn paragraphs(xml: &str) -> std::result::Result<(Vec<Block>, Vec<Place>), String
             spans: Vec::new(),
             islands: Vec::new(),
             field_depth: 0,
+            containers: Vec::new(),
         };
         let kids = children(&nodes, p);
         let mut content_start = node.range.end;
@@ -362,19 +370,21 @@ fn paragraphs(xml: &str) -> std::result::Result<(Vec<Block>, Vec<Place>), String
                         open: xml[child.range.clone()].to_string(),
                         close: xml[nodes[child.end].range.clone()].to_string(),
                         protected: false,
+                        parent: None,
                     });
                     builder.islands.push(None);
+                    builder.containers.push(span);
                     for inner in children(&nodes, c) {
                         let inner_node = &nodes[inner];
                         if inner_node.name == "w:r" {
                             run(&nodes, &texts, xml, inner, &mut builder);
                         } else {
-                            let range =
-                                inner_node.range.start..nodes[inner_node.end].range.end;
+                            let range = inner_node.range.start..nodes[inner_node.end].range.end;
                             builder.island(range, xml);
                         }
                     }
                     builder.spans[span].range.end = builder.text.len();
+                    builder.containers.pop();
                 }
                 _ => builder.island(whole, xml),
             }
@@ -461,15 +471,17 @@ fn run(nodes: &[Node], texts: &[String], xml: &str, r: usize, builder: &mut Buil
         open: format!("{}{TEXT_OPEN}", &xml[node.range.start..first_content]),
         close: format!("</w:t>{}", &xml[nodes[node.end].range.clone()]),
         protected: false,
+        parent: builder.containers.last().copied(),
     });
     builder.islands.push(None);
+    builder.containers.push(span);
     for &k in &kids {
         let kid = &nodes[k];
         match kid.name.as_str() {
             "w:rPr" => {}
             "w:t" if kid.kind == Kind::Start => {
-                for t in k + 1..kid.end {
-                    builder.text.push_str(&texts[t]);
+                for text in &texts[k + 1..kid.end] {
+                    builder.text.push_str(text);
                 }
             }
             "w:t" => {}
@@ -482,6 +494,7 @@ fn run(nodes: &[Node], texts: &[String], xml: &str, r: usize, builder: &mut Buil
         }
     }
     builder.spans[span].range.end = builder.text.len();
+    builder.containers.pop();
 }
 
 impl Document for Docx {
@@ -495,7 +508,8 @@ impl Document for Docx {
         for part in &self.parts {
             let count = part.places.len();
             let blocks = &self.blocks[next..next + count];
-            let translations = &translated[next.min(translated.len())..(next + count).min(translated.len())];
+            let translations =
+                &translated[next.min(translated.len())..(next + count).min(translated.len())];
             next += count;
             rewritten.push((part.name.clone(), write_part(part, blocks, translations)));
         }
@@ -506,8 +520,9 @@ impl Document for Docx {
             let mut zip = zip::ZipWriter::new(&mut out);
             for index in 0..source.len() {
                 let file = source.by_index_raw(index)?;
-                match rewritten.iter().find(|(name, _)| name == file.name()) {
-                    Some((name, xml)) => {
+                let name = file.name().map(|n| n.into_owned()).unwrap_or_default();
+                match rewritten.iter().find(|(rewritten, _)| *rewritten == name) {
+                    Some((_, xml)) => {
                         let options = zip::write::SimpleFileOptions::default()
                             .compression_method(zip::CompressionMethod::Deflated)
                             .last_modified_time(file.last_modified().unwrap_or_default());

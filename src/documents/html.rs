@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 use std::rc::Rc;
 
-use super::{Block, Document, Escape, Span, TranslatedBlock};
+use super::{Block, Document, Escape, Segments, Span, TranslatedBlock};
 
 /// Attributes whose values are text for a reader.
 const TEXT_ATTRIBUTES: &[&str] = &["alt", "title", "placeholder", "aria-label"];
@@ -223,11 +223,13 @@ impl Builder {
     fn island(&mut self, text: &str, raw: &str, tag: Option<Range<usize>>) {
         let start = self.text.len();
         self.text.push_str(text);
+        let parent = self.open.last().map(|(i, _)| *i);
         self.spans.push(Span {
             range: start..self.text.len(),
             open: raw.to_string(),
             close: String::new(),
             protected: true,
+            parent,
         });
         self.tags.push(tag);
     }
@@ -249,7 +251,7 @@ impl Builder {
                 text: self.text,
                 spans: self.spans,
                 escape: Escape::HtmlText,
-                segmented: false,
+                segments: Segments::None,
             },
             Place::Text {
                 range: self.range,
@@ -332,11 +334,13 @@ impl Html {
                         let block = current.get_or_insert_with(|| Builder::new(range.start));
                         block.reach(source, &range);
                         let at = block.text.len();
+                        let parent = block.open.last().map(|(i, _)| *i);
                         block.spans.push(Span {
                             range: at..at,
                             open: raw.to_string(),
                             close: String::new(),
                             protected: end.is_none(),
+                            parent,
                         });
                         block.tags.push(Some(range.clone()));
                         if end.is_some() {
@@ -390,7 +394,7 @@ impl Html {
                 text,
                 spans: Vec::new(),
                 escape: Escape::HtmlAttribute,
-                segmented: false,
+                segments: Segments::None,
             });
             self.places.push(Place::Attribute(value.clone()));
         }

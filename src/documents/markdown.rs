@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use pulldown_cmark::{Event, LinkType, Options, Parser, Tag, TagEnd};
 
-use super::{Block, Document, Escape, Span, TranslatedBlock};
+use super::{Block, Document, Escape, Segments, Span, TranslatedBlock};
 
 pub struct Markdown {
     source: String,
@@ -57,11 +57,13 @@ impl Builder {
     fn island(&mut self, text: &str, raw: &str) {
         let start = self.text.len();
         self.text.push_str(text);
+        let parent = self.open.last().map(|(i, _, _)| *i);
         self.spans.push(Span {
             range: start..self.text.len(),
             open: raw.to_string(),
             close: String::new(),
             protected: true,
+            parent,
         });
     }
 
@@ -95,7 +97,7 @@ impl Builder {
                 text: self.text,
                 spans: self.spans,
                 escape: Escape::Markdown,
-                segmented: false,
+                segments: Segments::None,
             },
         ))
     }
@@ -177,11 +179,13 @@ impl Markdown {
                     island_until = range.end;
                 }
                 Event::Start(_) => {
+                    let parent = block.open.last().map(|(i, _, _)| *i);
                     block.spans.push(Span {
                         range: block.text.len()..block.text.len(),
                         open: String::new(),
                         close: String::new(),
                         protected: false,
+                        parent,
                     });
                     block
                         .open

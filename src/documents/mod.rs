@@ -11,6 +11,7 @@
 //! Adding a format costs one file here and one [`Format`] variant.
 
 mod cues;
+pub mod docx;
 pub mod html;
 pub mod markdown;
 pub mod srt;
@@ -22,6 +23,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+pub use crate::text::transfer::Segments;
 use crate::text::{alignment, transfer};
 
 /// A run of text translated as one.
@@ -34,9 +36,9 @@ pub struct Block {
     pub spans: Vec<Span>,
     /// How the format writes text (HTML's entities, Markdown's backslashes).
     pub escape: Escape,
-    /// Its top-level spans are segments (subtitle cues) that share the translation out
-    /// between them, in order, rather than formatting placed where its words went.
-    pub segmented: bool,
+    /// Which spans share the translation out between them, in order (subtitle cues, Word
+    /// runs), rather than being formatting placed where its words went.
+    pub segments: Segments,
 }
 
 /// Inline formatting: the bytes written before and after the words it covers.
@@ -48,6 +50,9 @@ pub struct Span {
     /// An island: `open` is its whole source (close is empty), written in place of the
     /// words its text translates to; nothing in it is translated.
     pub protected: bool,
+    /// The span it is inside (an earlier one). Ranges alone cannot tell: an empty span at
+    /// the end of a bold word may be inside the bold or just after it.
+    pub parent: Option<usize>,
 }
 
 /// How translated text is written into a format.
@@ -106,8 +111,15 @@ impl TranslatedBlock {
     /// The source block's spans carried onto `target` by the sentences' word alignment.
     pub fn place(block: &Block, target: String, sentences: &[transfer::AlignedSentence]) -> Self {
         let ranges: Vec<Range<usize>> = block.spans.iter().map(|s| s.range.clone()).collect();
-        let mut spans =
-            transfer::transfer(&block.text, &ranges, &target, sentences, block.segmented);
+        let parents: Vec<Option<usize>> = block.spans.iter().map(|s| s.parent).collect();
+        let mut spans = transfer::transfer(
+            &block.text,
+            &ranges,
+            &parents,
+            &target,
+            sentences,
+            block.segments,
+        );
         // An island takes the place of no more target words than it has words itself: the
         // attention of a word the model copies can spread over its neighbours.
         for (span, placed) in block.spans.iter().zip(&mut spans) {
@@ -130,8 +142,7 @@ impl TranslatedBlock {
     /// The block as the format writes it: the text escaped, each span's bytes around the
     /// words it landed on, each island in place of its words.
     pub fn render(&self, block: &Block) -> String {
-        let ranges: Vec<Range<usize>> = block.spans.iter().map(|s| s.range.clone()).collect();
-        let parents = transfer::parents(&ranges);
+        let parents: Vec<Option<usize>> = block.spans.iter().map(|s| s.parent).collect();
         let mut out = String::with_capacity(self.text.len() * 2);
         self.render_within(block, &parents, None, 0..self.text.len(), &mut out);
         out
@@ -139,8 +150,7 @@ impl TranslatedBlock {
 
     /// What span `span` holds, rendered (a subtitle cue's share of its block).
     pub fn render_span(&self, block: &Block, span: usize) -> String {
-        let ranges: Vec<Range<usize>> = block.spans.iter().map(|s| s.range.clone()).collect();
-        let parents = transfer::parents(&ranges);
+        let parents: Vec<Option<usize>> = block.spans.iter().map(|s| s.parent).collect();
         let mut out = String::new();
         if let Some(range) = self.spans.get(span) {
             self.render_within(block, &parents, Some(span), range.clone(), &mut out);
@@ -186,6 +196,12 @@ pub trait Document {
     /// The document with every block replaced by its translation (in the order of
     /// [`Document::blocks`]), marked as being in `language` where the format says so.
     fn write(&self, translated: &[TranslatedBlock], language: &str) -> Vec<u8>;
+
+    /// Block `index`'s translation as plain text, laid out as the format lays it out (JSON
+    /// output's paragraph `target`).
+    fn plain_target(&self, _index: usize, text: &str) -> String {
+        text.to_string()
+    }
 }
 
 /// The formats dragoman reads.
@@ -199,11 +215,13 @@ pub enum Format {
     Html,
     Srt,
     Vtt,
+    Docx,
 }
 
 impl Format {
     /// `--input-format` names (`auto` picks by extension).
-    pub const NAMES: &'static [&'static str] = &["auto", "text", "markdown", "html", "srt", "vtt"];
+    pub const NAMES: &'static [&'static str] =
+        &["auto", "text", "markdown", "html", "srt", "vtt", "docx"];
 
     /// Extensions read as documents, with `-r` and `--out-dir`.
     pub const EXTENSIONS: &'static [&'static str] = &[
@@ -223,6 +241,7 @@ impl Format {
             "html" => Format::Html,
             "srt" => Format::Srt,
             "vtt" => Format::Vtt,
+            "docx" => Format::Docx,
             "auto" => {
                 let extension = path
                     .extension()
@@ -233,6 +252,7 @@ impl Format {
                     Some("html" | "htm" | "xhtml") => Format::Html,
                     Some("srt") => Format::Srt,
                     Some("vtt") => Format::Vtt,
+                    Some("docx") => Format::Docx,
                     _ => text,
                 }
             }
@@ -245,7 +265,12 @@ impl Format {
         })
     }
 
-    /// Reads `source` as a document of this format.
+    /// Whether documents of this format are bytes, not text (their output too).
+    pub fn is_binary(self) -> bool {
+        self == Format::Docx
+    }
+
+    /// Reads `source` as a document of this format (a text format).
     pub fn read(self, source: &str) -> Result<Box<dyn Document>> {
         Ok(match self {
             Format::Text => Box::new(text::PlainText::lines(source)),
@@ -254,7 +279,22 @@ impl Format {
             Format::Html => Box::new(html::Html::read(source)),
             Format::Srt => Box::new(srt::Srt::read(source)?),
             Format::Vtt => Box::new(vtt::Vtt::read(source)?),
+            Format::Docx => Box::new(docx::Docx::read(source.as_bytes())?),
         })
+    }
+
+    /// Reads a binary document of this format (text formats go through [`Format::read`]).
+    pub fn read_bytes(self, source: &[u8]) -> Result<Box<dyn Document>> {
+        match self {
+            Format::Docx => Ok(Box::new(docx::Docx::read(source)?)),
+            text => match std::str::from_utf8(source) {
+                Ok(source) => text.read(source),
+                Err(e) => Err(Error::Input(format!(
+                    "invalid UTF-8 at byte {}",
+                    e.valid_up_to()
+                ))),
+            },
+        }
     }
 }
 
@@ -292,16 +332,18 @@ mod tests {
                     open: "**".into(),
                     close: "**".into(),
                     protected: false,
+                    parent: None,
                 },
                 Span {
                     range: 11..14,
                     open: "`x()`".into(),
                     close: String::new(),
                     protected: true,
+                    parent: None,
                 },
             ],
             escape: Escape::Markdown,
-            segmented: false,
+            segments: Segments::None,
         };
         let translated = TranslatedBlock {
             text: "some bold and x_y".into(),

@@ -4,7 +4,7 @@
 //!
 //! A byte-order mark is not text: it is written back as it came.
 
-use super::{Block, Document, Escape, TranslatedBlock};
+use super::{Block, Document, Escape, Segments, TranslatedBlock};
 use crate::text::paragraphs::{paragraphs, Unit};
 
 pub struct PlainText {
@@ -53,7 +53,7 @@ fn block(text: &str) -> Block {
         text: text.to_string(),
         spans: Vec::new(),
         escape: Escape::None,
-        segmented: false,
+        segments: Segments::None,
     }
 }
 
@@ -81,6 +81,20 @@ fn split(source: &str) -> (&'static str, Vec<(String, &'static str)>) {
 impl Document for PlainText {
     fn blocks(&self) -> &[Block] {
         &self.blocks
+    }
+
+    /// A paragraph's translation wrapped as it is written.
+    fn plain_target(&self, index: usize, text: &str) -> String {
+        let paragraph = self
+            .units
+            .iter()
+            .flatten()
+            .filter_map(Unit::paragraph)
+            .nth(index);
+        match paragraph {
+            Some(paragraph) => paragraph.rewrap(text).join("\n"),
+            None => text.to_string(),
+        }
     }
 
     fn write(&self, translated: &[TranslatedBlock], _language: &str) -> Vec<u8> {

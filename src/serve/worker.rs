@@ -256,6 +256,12 @@ fn translate_group(
     translator.set_overrides(&requests[0].generation.overrides())?;
     let format = requests[0].format.as_deref().unwrap_or("text");
     let format = dragoman::documents::Format::pick(format, std::path::Path::new(""), false)?;
+    if format.is_binary() {
+        anyhow::bail!(
+            "format \"{}\" is a binary format; a JSON text cannot hold it (translate the file with the CLI)",
+            requests[0].format.as_deref().unwrap_or_default()
+        );
+    }
     if format != dragoman::documents::Format::Text {
         // A document: the answer is what the CLI prints for that file.
         let to = requests[0].to.as_deref().unwrap_or("en");

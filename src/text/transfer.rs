@@ -24,31 +24,67 @@ pub struct AlignedSentence<'a> {
 }
 
 /// The target ranges of `spans` (byte ranges of `source`, properly nested, in document
-/// order: a parent before its children). `parents[i]` is span i's enclosing span.
+/// order: a parent before its children). `parents[i]` is span i's enclosing span (see
+/// [`parents`] where only the ranges tell).
 ///
-/// With `partition`, the top-level spans are segments (subtitle cues) that share the target
-/// between them: each target word goes to one segment, in the segments' order, each segment
-/// getting a word where there are enough (see [`partition`]).
+/// Which spans are segments that share their parent's target out between them (each
+/// target word to one segment, in the segments' order, each getting a word where there are
+/// enough; see [`divide`]), rather than formatting placed where its words went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segments {
+    None,
+    /// The top-level spans (subtitle cues).
+    TopLevel,
+    /// Every non-empty span at every level (a Word paragraph's runs and hyperlinks: no text
+    /// may fall outside a run).
+    Nested,
+}
+
 pub fn transfer(
     source: &str,
     spans: &[Range<usize>],
+    parents: &[Option<usize>],
     target: &str,
     sentences: &[AlignedSentence],
-    partition: bool,
+    segments: Segments,
 ) -> Vec<Range<usize>> {
     let source_words = words(source);
     let target_words = words(target);
     let aligned = global_alignment(&source_words, &target_words, sentences);
-    let parents = parents(spans);
-    let segments: Vec<usize> = (0..spans.len())
-        .filter(|&i| partition && parents[i].is_none())
+    // A parent must come before its child.
+    let parents: Vec<Option<usize>> = parents
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.filter(|&p| p < i))
+        .chain(std::iter::repeat(None))
+        .take(spans.len())
         .collect();
-    let segment_ranges: Vec<Range<usize>> = segments.iter().map(|&i| spans[i].clone()).collect();
-    let mut shared = divide(&segment_ranges, &source_words, &target_words, &aligned).into_iter();
+    let is_segment = |i: usize| {
+        !spans[i].is_empty()
+            && match segments {
+                Segments::None => false,
+                Segments::TopLevel => parents[i].is_none(),
+                Segments::Nested => true,
+            }
+    };
     let mut placed: Vec<Range<usize>> = Vec::with_capacity(spans.len());
+    // Per parent (None: the text), the shares of its segment children, once computed.
+    let mut shares: std::collections::HashMap<Option<usize>, Vec<Range<usize>>> =
+        std::collections::HashMap::new();
     for (i, span) in spans.iter().enumerate() {
-        if segments.contains(&i) {
-            placed.push(shared.next().unwrap_or(0..0));
+        if is_segment(i) {
+            let parent = parents[i];
+            let within = parent.map_or(0..target.len(), |p| placed[p].clone());
+            let siblings: Vec<usize> = (0..spans.len())
+                .filter(|&j| parents[j] == parent && is_segment(j))
+                .collect();
+            let share = shares.entry(parent).or_insert_with(|| {
+                let ranges: Vec<Range<usize>> =
+                    siblings.iter().map(|&j| spans[j].clone()).collect();
+                divide(&ranges, &within, &source_words, &target_words, &aligned)
+            });
+            let k = siblings.iter().position(|&j| j == i).unwrap_or(0);
+            placed.push(share.get(k).cloned().unwrap_or(within.start..within.start));
             continue;
         }
         let mut range = place(source, span, target, &source_words, &target_words, &aligned);
@@ -87,7 +123,8 @@ pub fn transfer(
     placed
 }
 
-/// Each span's enclosing span (the innermost earlier span containing it).
+/// Each span's enclosing span as the ranges tell it: the innermost earlier span containing
+/// it (an empty span at another's edge counts as inside).
 pub fn parents(spans: &[Range<usize>]) -> Vec<Option<usize>> {
     let mut stack: Vec<usize> = Vec::new();
     spans
@@ -115,10 +152,18 @@ pub fn parents(spans: &[Range<usize>]) -> Vec<Option<usize>> {
 /// are as many words as segments. Returns each segment's target byte range.
 fn divide(
     segments: &[Range<usize>],
+    within: &Range<usize>,
     source_words: &[Range<usize>],
-    target_words: &[Range<usize>],
+    all_target_words: &[Range<usize>],
     aligned: &[BTreeSet<usize>],
 ) -> Vec<Range<usize>> {
+    // The target words inside the parent, and their indices among all.
+    let first_word = all_target_words.partition_point(|w| w.start < within.start);
+    let target_words: Vec<Range<usize>> = all_target_words[first_word..]
+        .iter()
+        .take_while(|w| w.end <= within.end)
+        .cloned()
+        .collect();
     let (k, m) = (segments.len(), target_words.len());
     if k == 0 {
         return Vec::new();
@@ -132,8 +177,18 @@ fn divide(
     // Per target word, the segments of its source words.
     let mut votes: Vec<Vec<usize>> = vec![Vec::new(); m];
     for (s, targets) in aligned.iter().enumerate() {
+        let word = &source_words[s];
+        // Only the source words inside these segments vote.
+        if !segments
+            .iter()
+            .any(|seg| seg.start <= word.start && word.start < seg.end)
+        {
+            continue;
+        }
         for &t in targets {
-            votes[t].push(segment_of(&source_words[s]));
+            if let Some(v) = t.checked_sub(first_word).and_then(|t| votes.get_mut(t)) {
+                v.push(segment_of(word));
+            }
         }
     }
     let mut wanted: Vec<f64> = Vec::with_capacity(m);
@@ -165,19 +220,18 @@ fn divide(
             starts[j] = starts[j].min(starts[j + 1] - 1);
         }
     }
+    // Each segment runs from its first word to the next segment's, so the white space
+    // between them belongs to one (the first starts at the parent's start, the last ends
+    // at its end): no text falls outside the segments.
+    let boundary = |j: usize| -> usize {
+        match j {
+            0 => within.start,
+            j if j >= k => within.end,
+            j => target_words.get(starts[j]).map_or(within.end, |w| w.start),
+        }
+    };
     (0..k)
-        .map(|j| {
-            let (first, end) = (starts[j], starts[j + 1].max(starts[j]));
-            if first < end {
-                target_words[first].start..target_words[end - 1].end
-            } else {
-                let at = first
-                    .checked_sub(1)
-                    .and_then(|w| target_words.get(w))
-                    .map_or(0, |w| w.end);
-                at..at
-            }
-        })
+        .map(|j| boundary(j)..boundary(j + 1).max(boundary(j)))
         .collect()
 }
 
@@ -374,11 +428,25 @@ mod tests {
         let sentences = one_sentence(&s, &t, &alignment);
         let bold = source.find("très noir").unwrap();
         let spans = [bold..bold + "très noir".len()];
-        let placed = transfer(source, &spans, target, &sentences, false);
+        let placed = transfer(
+            source,
+            &spans,
+            &parents(&spans),
+            target,
+            &sentences,
+            Segments::None,
+        );
         assert_eq!(&target[placed[0].clone()], "very black");
         // The sentence's final period stays outside a span that had none.
         let last = source.find("dort").unwrap();
-        let placed = transfer(source, &[last..last + 4], target, &sentences, false);
+        let placed = transfer(
+            source,
+            &[last..last + 4],
+            &parents(&[last..last + 4]),
+            target,
+            &sentences,
+            Segments::None,
+        );
         assert_eq!(&target[placed[0].clone()], "sleeps");
     }
 
@@ -392,7 +460,14 @@ mod tests {
         let sentences = one_sentence(&s, &t, &alignment);
         // [aa bb] [cc dd], and inside the first, [bb].
         let spans = [0..5, 3..5, 6..11];
-        let placed = transfer(source, &spans, target, &sentences, false);
+        let placed = transfer(
+            source,
+            &spans,
+            &parents(&spans),
+            target,
+            &sentences,
+            Segments::None,
+        );
         let parents = parents(&spans);
         assert_eq!(parents, [None, Some(0), None]);
         for (i, p) in parents.iter().enumerate() {
@@ -412,7 +487,14 @@ mod tests {
         let alignment = [(0, 0), (2, 2)];
         let (s, t) = (0..source.len(), 0..target.len());
         let sentences = one_sentence(&s, &t, &alignment);
-        let placed = transfer(source, &[3..7, 7..7], target, &sentences, false);
+        let placed = transfer(
+            source,
+            &[3..7, 7..7],
+            &parents(&[3..7, 7..7]),
+            target,
+            &sentences,
+            Segments::None,
+        );
         assert_eq!(
             &target[placed[0].clone()],
             "one",
@@ -422,7 +504,14 @@ mod tests {
         // "un"'s "one"), clear of its sibling.
         assert!(placed[1].is_empty() && placed[1].start >= placed[0].end);
         // No alignment at all: still somewhere, and in bounds.
-        let placed = transfer(source, &[3..7], target, &one_sentence(&s, &t, &[]), false);
+        let placed = transfer(
+            source,
+            &[3..7],
+            &parents(&[3..7]),
+            target,
+            &one_sentence(&s, &t, &[]),
+            Segments::None,
+        );
         assert!(placed[0].end <= target.len() && !placed[0].is_empty());
     }
 
@@ -434,7 +523,14 @@ mod tests {
         let alignment = [(0, 0), (1, 0), (2, 2)];
         let (s, t) = (0..source.len(), 0..target.len());
         let sentences = one_sentence(&s, &t, &alignment);
-        let placed = transfer(source, &[0..2, 3..7], target, &sentences, false);
+        let placed = transfer(
+            source,
+            &[0..2, 3..7],
+            &parents(&[0..2, 3..7]),
+            target,
+            &sentences,
+            Segments::None,
+        );
         assert_eq!(&target[placed[0].clone()], "ONE");
         assert_eq!(&target[placed[1].clone()], "TWO");
     }
@@ -449,16 +545,32 @@ mod tests {
         let (s, t) = (0..source.len(), 0..target.len());
         let sentences = one_sentence(&s, &t, &alignment);
         let cues = [0..7, 8..13, 14..20];
-        let placed = transfer(source, &cues, target, &sentences, true);
+        let placed = transfer(
+            source,
+            &cues,
+            &parents(&cues),
+            target,
+            &sentences,
+            Segments::TopLevel,
+        );
         let texts: Vec<&str> = placed.iter().map(|r| &target[r.clone()]).collect();
         // In order, every word in exactly one cue, no cue empty.
-        assert_eq!(texts.concat().replace(' ', ""), "ONETWOTHREEFOUR");
-        assert!(texts.iter().all(|t| !t.is_empty()), "{texts:?}");
-        assert!(placed.windows(2).all(|w| w[0].end <= w[1].start));
+        assert_eq!(texts.concat(), target, "every byte in one cue, in order");
+        assert!(texts.iter().all(|t| !t.trim().is_empty()), "{texts:?}");
         // More cues than words: the later ones are empty, none out of order.
-        let placed = transfer(source, &cues, "ONE", &one_sentence(&s, &(0..3), &[]), true);
+        let placed = transfer(
+            source,
+            &cues,
+            &parents(&cues),
+            "ONE",
+            &one_sentence(&s, &(0..3), &[]),
+            Segments::TopLevel,
+        );
         assert_eq!(placed[0], 0..3);
-        assert!(placed[1..].iter().all(|r| r.is_empty() && r.start == 3));
+        assert!(
+            placed[1..].iter().all(|r| r.is_empty() && r.start == 3),
+            "{placed:?}"
+        );
         assert_eq!(
             isotonic(&[0.0, 2.0, 1.0, 1.0]),
             [0.0, 4.0 / 3.0, 4.0 / 3.0, 4.0 / 3.0]
@@ -486,7 +598,14 @@ mod tests {
             },
         ];
         let at = source.find("trois").unwrap();
-        let placed = transfer(source, &[at..at + 5], target, &sentences, false);
+        let placed = transfer(
+            source,
+            &[at..at + 5],
+            &parents(&[at..at + 5]),
+            target,
+            &sentences,
+            Segments::None,
+        );
         assert_eq!(&target[placed[0].clone()], "three");
     }
 }

@@ -233,7 +233,7 @@ fn serve_answers_a_document_as_the_cli_prints_it() {
         translate(&[], &md_path).trim_end_matches('\n')
     );
     let error = answers[2]["error"].as_str().unwrap();
-    assert!(error.contains("unknown input format \"docx\""), "{error}");
+    assert!(error.contains("\"docx\" is a binary format"), "{error}");
 }
 
 /// The subtitle file's cue texts, whitespace normalised, joined.
@@ -357,4 +357,201 @@ fn a_broken_timestamp_is_one_line_naming_file_and_line_and_writes_nothing() {
     );
     assert!(out.get_output().stdout.is_empty());
     assert!(!out_file.exists(), "no partial output");
+}
+
+/// A Word document's parts: (name, bytes, stored uncompressed).
+type Parts = Vec<(&'static str, Vec<u8>, bool)>;
+
+fn docx_bytes(parts: &Parts) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    for (name, bytes, stored) in parts {
+        let method = if *stored {
+            zip::CompressionMethod::Stored
+        } else {
+            zip::CompressionMethod::Deflated
+        };
+        let options = zip::write::SimpleFileOptions::default().compression_method(method);
+        zip.start_file(*name, options).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap();
+    out.into_inner()
+}
+
+/// Each part of a DOCX: name → (bytes, compression method).
+fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, (Vec<u8>, zip::CompressionMethod)> {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    (0..zip.len())
+        .map(|i| {
+            let mut file = zip.by_index(i).unwrap();
+            let mut data = Vec::new();
+            file.read_to_end(&mut data).unwrap();
+            (
+                file.name().unwrap().into_owned(),
+                (data, file.compression()),
+            )
+        })
+        .collect()
+}
+
+const W: &str = "xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\" xmlns:r=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships\" xmlns:wps=\"http://schemas.microsoft.com/office/word/2010/wordprocessingShape\" mc:Ignorable=\"w14\" xmlns:mc=\"http://schemas.openxmlformats.org/markup-compatibility/2006\"";
+
+fn word_document(s: &[String]) -> Parts {
+    let words: Vec<&str> = s[5].split(' ').collect();
+    let run = |props: &str, text: &str| {
+        format!("<w:r>{props}<w:t xml:space=\"preserve\">{text}</w:t></w:r>")
+    };
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\r\n<w:document {W}><w:body>\
+<w:p><w:pPr><w:pStyle w:val=\"Title\"/></w:pPr>{title}</w:p>\
+<w:p>{a}{b}<w:hyperlink r:id=\"rId9\">{c}</w:hyperlink>{d}<w:bookmarkStart w:id=\"0\" w:name=\"x\"/><w:bookmarkEnd w:id=\"0\"/></w:p>\
+<w:tbl><w:tr><w:tc><w:p>{cell}</w:p></w:tc></w:tr></w:tbl>\
+<w:p><w:r><w:drawing><wps:txbx><w:txbxContent><w:p>{boxed}</w:p></w:txbxContent></wps:txbx></w:drawing></w:r></w:p>\
+<w:p><w:r><w:fldChar w:fldCharType=\"begin\"/></w:r><w:r><w:instrText> PAGE </w:instrText></w:r><w:r><w:fldChar w:fldCharType=\"separate\"/></w:r><w:r><w:t>1</w:t></w:r><w:r><w:fldChar w:fldCharType=\"end\"/></w:r>{after}</w:p>\
+<w:sectPr/></w:body></w:document>",
+        title = run("", &s[0]),
+        a = run("<w:rPr><w:i/></w:rPr>", &format!("{} ", words[..3].join(" "))),
+        b = run("<w:rPr><w:b/></w:rPr>", &format!("{} ", words[3..6].join(" "))),
+        c = run("<w:rPr><w:rStyle w:val=\"Hyperlink\"/></w:rPr>", &words[6..9].join(" ")),
+        d = run("", &format!(" {}", words[9..].join(" "))),
+        cell = run("", &s[2].replace('?', "&#63;")),
+        boxed = run("", &s[1]),
+        after = run("", &format!(" {}", s[3])),
+    );
+    let header = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<w:hdr {W}><w:p>{}</w:p></w:hdr>",
+        run("", &s[4].replace('«', "&#171;"))
+    );
+    vec![
+        ("[Content_Types].xml", b"<?xml version=\"1.0\"?><Types/>".to_vec(), false),
+        ("word/document.xml", body.into_bytes(), false),
+        ("word/header1.xml", header.into_bytes(), false),
+        ("word/_rels/document.xml.rels", b"<Relationships><Relationship Id=\"rId9\" Target=\"https://exemple.fr\" TargetMode=\"External\"/></Relationships>".to_vec(), false),
+        ("word/media/image1.png", (0..=255u8).cycle().take(3000).collect(), true),
+    ]
+}
+
+#[test]
+fn docx_paragraphs_are_translated_and_every_other_part_is_copied() {
+    let (s, _) = greedy_reference();
+    let parts = word_document(&s);
+    let source = docx_bytes(&parts);
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("lettre.docx"), dir.path().join("out.docx"));
+    std::fs::write(&input, &source).unwrap();
+    dragoman()
+        .arg("translate")
+        .arg("--model")
+        .arg(fixture("fr-en"))
+        .args(GREEDY)
+        .arg(&input)
+        .arg("-o")
+        .arg(&output)
+        .assert()
+        .success()
+        .stdout("");
+    let translated = std::fs::read(&output).unwrap();
+    let (before, after) = (unzip(&source), unzip(&translated));
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    for name in [
+        "[Content_Types].xml",
+        "word/_rels/document.xml.rels",
+        "word/media/image1.png",
+    ] {
+        assert_eq!(before[name], after[name], "{name} copied unchanged");
+    }
+    let xml = String::from_utf8(after["word/document.xml"].0.clone()).unwrap();
+    // The declaration, root element and namespaces as written.
+    let root_end = xml.find("<w:body>").unwrap();
+    let source_xml = String::from_utf8(parts[1].1.clone()).unwrap();
+    assert_eq!(xml[..root_end], source_xml[..root_end]);
+    for kept in [
+        "<w:pPr><w:pStyle w:val=\"Title\"/></w:pPr>",
+        "<w:hyperlink r:id=\"rId9\"><w:r><w:rPr><w:rStyle w:val=\"Hyperlink\"/></w:rPr>",
+        "<w:rPr><w:i/></w:rPr>",
+        "<w:rPr><w:b/></w:rPr>",
+        "<w:bookmarkStart w:id=\"0\" w:name=\"x\"/><w:bookmarkEnd w:id=\"0\"/>",
+        "<w:instrText> PAGE </w:instrText>",
+        "<w:r><w:t>1</w:t></w:r>",
+        "<w:sectPr/></w:body></w:document>",
+    ] {
+        assert!(xml.contains(kept), "{kept} not in {xml}");
+    }
+    // The well-formedness a reader needs: the text read back is the plain-text translation
+    // of the source's paragraphs (the field's paragraph aside: it holds an island).
+    let read = |bytes: &[u8]| -> Vec<String> {
+        let document = Format::Docx.read_bytes(bytes).unwrap();
+        document
+            .blocks()
+            .iter()
+            .filter(|b| {
+                !b.spans
+                    .iter()
+                    .any(|s| s.protected && !s.open.starts_with("</w:t>"))
+            })
+            .map(|b| normalised(&b.text))
+            .collect()
+    };
+    let want = translated_as_plain_text(&read(&source));
+    assert_eq!(read(&translated), want);
+    // Title, table cell, text box, header (the paragraphs with a bookmark and a field hold
+    // islands, and are checked by their bytes above).
+    assert_eq!(want.len(), 4, "{want:?}");
+}
+
+#[test]
+fn a_docx_that_is_not_one_is_one_line_naming_the_file_and_the_part() {
+    let (s, _) = greedy_reference();
+    let dir = tempfile::tempdir().unwrap();
+    let mut bomb = word_document(&s);
+    bomb.push(("word/media/zeros.bin", vec![0; 8 << 20], false));
+    let mut bodiless = word_document(&s);
+    bodiless.retain(|(name, _, _)| *name != "word/document.xml");
+    let mut broken = word_document(&s);
+    broken[1].1 = b"<w:document><w:body><w:p>".to_vec();
+    for (file, bytes, message) in [
+        (
+            "texte.docx",
+            b"pas un zip".to_vec(),
+            "texte.docx: not a DOCX file (not a zip archive",
+        ),
+        (
+            "sans.docx",
+            docx_bytes(&bodiless),
+            "sans.docx: word/document.xml: missing",
+        ),
+        (
+            "bombe.docx",
+            docx_bytes(&bomb),
+            "bombe.docx: word/media/zeros.bin: compressed",
+        ),
+        (
+            "cassé.docx",
+            docx_bytes(&broken),
+            "cassé.docx: word/document.xml: invalid XML",
+        ),
+    ] {
+        let path = dir.path().join(file);
+        std::fs::write(&path, bytes).unwrap();
+        let output = dir.path().join("out.docx");
+        let out = dragoman()
+            .arg("translate")
+            .arg("--model")
+            .arg(fixture("fr-en"))
+            .arg(&path)
+            .arg("-o")
+            .arg(&output)
+            .assert()
+            .failure();
+        let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(message), "{message:?} not in {stderr}");
+        assert!(!output.exists(), "no partial output");
+    }
 }

@@ -259,3 +259,48 @@ fn a_long_document_is_summarized_in_parts_then_their_summaries() {
         .stdout(format!("{want}\n"))
         .stderr(predicate::str::contains("parts"));
 }
+
+/// A document's text is what a reader reads: an HTML page's paragraphs summarize as the same
+/// text in a plain file; `--format json` carries each summary; `--out-dir` writes each to
+/// `stem.<lang>.summary.txt`.
+#[test]
+fn documents_summarize_by_their_text_to_json_and_to_a_directory() {
+    let name = "summarize/t5-small";
+    let docs = expected(name).sentences;
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("page.html");
+    std::fs::write(
+        &html,
+        format!(
+            "<html><head><style>p {{}}</style></head><body><p>{}</p></body></html>",
+            docs[1]
+        ),
+    )
+    .unwrap();
+    let plain = dir.path().join("doc.txt");
+    std::fs::write(&plain, &docs[0]).unwrap();
+    let out = summarize_with(name)
+        .args(["--format", "json"])
+        .arg(&html)
+        .arg(&plain)
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(json[0]["summary"], reference_text(name, "pipeline", 1));
+    assert_eq!(json[1]["summary"], reference_text(name, "pipeline", 0));
+    assert_eq!(json[1]["input"], plain.display().to_string());
+    let out_dir = dir.path().join("summaries");
+    summarize_with(name)
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .arg(&html)
+        .arg(&plain)
+        .assert()
+        .success()
+        .stdout("");
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("page.fr.summary.txt")).unwrap(),
+        format!("{}\n", reference_text(name, "pipeline", 1))
+    );
+    assert!(out_dir.join("doc.fr.summary.txt").is_file());
+}

@@ -2,12 +2,17 @@
 
 use dragoman::documents::{Format, TranslatedBlock};
 use dragoman::text::alignment::words;
-use dragoman::text::transfer::{parents, AlignedSentence};
+use dragoman::text::transfer::AlignedSentence;
 
 /// Reads `source`, checks its blocks' spans, "translates" each block by reversing its words
 /// (an alignment that crosses every span) and writes it back.
 pub fn check_document(format: Format, source: &str) {
-    let Ok(document) = format.read(source) else {
+    check_binary_document(format, source.as_bytes());
+}
+
+/// [`check_document`] for a document read from bytes; a binary output must read again.
+pub fn check_binary_document(format: Format, source: &[u8]) {
+    let Ok(document) = format.read_bytes(source) else {
         return;
     };
     let mut translated = Vec::new();
@@ -17,7 +22,8 @@ pub fn check_document(format: Format, source: &str) {
             assert!(r.start <= r.end && r.end <= block.text.len(), "{r:?} in {:?}", block.text);
             assert!(block.text.is_char_boundary(r.start) && block.text.is_char_boundary(r.end));
         }
-        let parents = parents(&ranges);
+        let parents: Vec<Option<usize>> = block.spans.iter().map(|s| s.parent).collect();
+        assert_eq!(parents, parents_of(&ranges, &parents));
         for (i, p) in parents.iter().enumerate() {
             if let Some(p) = p {
                 assert!(ranges[*p].start <= ranges[i].start && ranges[i].end <= ranges[*p].end);
@@ -51,5 +57,20 @@ pub fn check_document(format: Format, source: &str) {
         translated.push(placed);
     }
     let written = document.write(&translated, "en");
-    assert!(std::str::from_utf8(&written).is_ok());
+    if format.is_binary() {
+        assert!(format.read_bytes(&written).is_ok(), "the output reads again");
+    } else {
+        assert!(std::str::from_utf8(&written).is_ok());
+    }
+}
+
+/// The given parents, each checked to come before its child and to contain it.
+fn parents_of(ranges: &[std::ops::Range<usize>], parents: &[Option<usize>]) -> Vec<Option<usize>> {
+    for (i, p) in parents.iter().enumerate() {
+        if let Some(p) = *p {
+            assert!(p < i, "a parent comes first");
+            assert!(ranges[p].start <= ranges[i].start && ranges[i].end <= ranges[p].end);
+        }
+    }
+    parents.to_vec()
 }
