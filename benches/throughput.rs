@@ -22,7 +22,8 @@
 //! Options: `--tokens N` (48), `--threads N` (2), `--rounds N` (3), `--python PY` (run the
 //! peers with that interpreter), `--projection-only` (only the output projection's figures),
 //! `--shape opus-mt|tc-big` (opus-mt-fr-en's, or
-//! opus-mt-tc-big-fr-en's: d_model 1024, 16 heads, FFN 4096, 53 017 words).
+//! opus-mt-tc-big-fr-en's: d_model 1024, 16 heads, FFN 4096, 53 017 words), `--documents`
+//! (instead of the table: a document's overhead over its plain text, see [`documents`]).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -118,6 +119,7 @@ struct Options {
     shape: &'static Shape,
     /// Only the output projection's figures (`--projection-only`).
     projection_only: bool,
+    documents: bool,
 }
 
 fn options() -> Options {
@@ -128,6 +130,7 @@ fn options() -> Options {
         python: None,
         shape: &SHAPES[0],
         projection_only: false,
+        documents: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -137,6 +140,7 @@ fn options() -> Options {
             "--rounds" => o.rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(3).max(1),
             "--python" => o.python = args.next(),
             "--projection-only" => o.projection_only = true,
+            "--documents" => o.documents = true,
             "--shape" => {
                 let name = args.next().unwrap_or_default();
                 o.shape = SHAPES
@@ -354,6 +358,10 @@ fn main() {
     let n = write_sentences(&sentences);
     let one = work.join("one.txt");
     std::fs::write(&one, "Bonjour.\n").unwrap();
+    if o.documents {
+        documents(&model, &sentences, &work, &o);
+        return;
+    }
     eprintln!(
         "{n} sentences × {} tokens, {} threads, {} rounds",
         o.tokens, o.threads, o.rounds
@@ -668,4 +676,97 @@ fn print_table(rows: &[Row], n: usize, o: &Options) {
         "\n(dragoman times whole processes, peers only their translate calls; peak RSS is the highest of the rounds)"
     )
     .unwrap();
+}
+
+/// A document's overhead over its plain text: the sentences as an HTML page and a Markdown
+/// file (paragraphs of three sentences, each with a bold word and a link, so every paragraph
+/// is aligned and its spans carried over), against the same paragraphs' text in a plain file,
+/// one per line. Each is translated by a whole `dragoman translate` process with the user's
+/// defaults (f32, the model's beams), in interleaved rounds; the overhead is the median of
+/// each round's ratio.
+fn documents(model: &Path, sentences: &Path, work: &Path, o: &Options) {
+    let text = std::fs::read_to_string(sentences).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let paragraphs: Vec<String> = lines.chunks(3).map(|c| c.join(" ")).collect();
+    let (mut html, mut markdown) = (
+        String::from("<!DOCTYPE html>\n<html lang=\"fr\"><body>\n"),
+        String::new(),
+    );
+    for paragraph in &paragraphs {
+        let words: Vec<&str> = paragraph.split(' ').collect();
+        let (first, rest) = words.split_at(1.min(words.len()));
+        let (linked, tail) = rest.split_at(2.min(rest.len()));
+        html.push_str(&format!(
+            "<p><b>{}</b> <a href=\"/lien\">{}</a> {}</p>\n",
+            first.join(" "),
+            linked.join(" "),
+            tail.join(" ")
+        ));
+        markdown.push_str(&format!(
+            "**{}** [{}](/lien) {}\n\n",
+            first.join(" "),
+            linked.join(" "),
+            tail.join(" ")
+        ));
+    }
+    html.push_str("</body></html>\n");
+    let files = [
+        (
+            "plain text",
+            work.join("paragraphs.txt"),
+            paragraphs.join("\n") + "\n",
+        ),
+        ("HTML", work.join("page.html"), html),
+        ("Markdown", work.join("page.md"), markdown),
+    ];
+    for (_, path, content) in &files {
+        std::fs::write(path, content).unwrap();
+    }
+    let empty = work.join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); files.len()];
+    for round in 1..=o.rounds {
+        eprintln!("round {round} of {}", o.rounds);
+        for (k, (_, path, _)) in files.iter().enumerate() {
+            let args: Vec<String> = vec![
+                "translate".into(),
+                "--model".into(),
+                model.display().to_string(),
+                "--threads".into(),
+                o.threads.to_string(),
+                "--max-new-tokens".into(),
+                o.tokens.to_string(),
+                "--min-new-tokens".into(),
+                o.tokens.to_string(),
+                path.display().to_string(),
+            ];
+            seconds[k].push(run(&args, &empty, o.threads).seconds);
+        }
+    }
+    println!(
+        "\n{} paragraphs of 3 sentences, {} tokens each, defaults (f32, 4 beams), {} threads, {} rounds",
+        paragraphs.len(),
+        o.tokens,
+        o.threads,
+        o.rounds
+    );
+    println!("| input | median s | overhead over plain text (median of rounds) | per round |");
+    println!("|---|---|---|---|");
+    for (k, (name, _, _)) in files.iter().enumerate() {
+        let ratios: Vec<f64> = seconds[k]
+            .iter()
+            .zip(&seconds[0])
+            .map(|(s, plain)| s / plain - 1.0)
+            .collect();
+        let per_round: Vec<String> = ratios
+            .iter()
+            .map(|r| format!("{:+.1} %", r * 100.0))
+            .collect();
+        println!(
+            "| {name} | {:.2} | {:+.1} % | {} |",
+            median(seconds[k].iter().copied()).unwrap_or(0.0),
+            median(ratios.iter().copied()).unwrap_or(0.0) * 100.0,
+            per_round.join(", ")
+        );
+    }
 }

@@ -76,8 +76,8 @@ pub fn summarize(args: &SummarizeArgs) -> Result<()> {
     })
 }
 
-/// The text of a document to summarize: plain text as it is (without a byte-order mark); a
-/// document's blocks (markup left out), one per line.
+/// The text of a document to summarize: plain text as it is (without a byte-order mark); an
+/// HTML page's main text; a document's blocks (markup left out), one per line.
 fn document_text(input: &Path, args: &SummarizeArgs) -> Result<(String, String)> {
     let format = Format::pick(&args.input_format, input, false)?;
     if format == Format::Text {
@@ -87,6 +87,12 @@ fn document_text(input: &Path, args: &SummarizeArgs) -> Result<(String, String)>
             .map(str::to_string)
             .unwrap_or(text);
         return Ok((label, text));
+    }
+    if format == Format::Html {
+        let (label, source) = read_document(input, args.lossy)?;
+        if let Some(text) = dragoman::documents::html::main_text(&source) {
+            return Ok((label, text));
+        }
     }
     let (label, document, _) = open_document(input, format, args.lossy)?;
     let lines: Vec<String> = document

@@ -401,6 +401,27 @@ impl Html {
     }
 }
 
+/// A page's main text as a reader sees it (a Readability.js port, dom_smoothie), one
+/// paragraph per line: navigation, "see also" lists, counters and cookie banners left out.
+/// None when no article can be told apart.
+pub fn main_text(source: &str) -> Option<String> {
+    let config = dom_smoothie::Config {
+        text_mode: dom_smoothie::TextMode::Formatted,
+        ..Default::default()
+    };
+    let article = dom_smoothie::Readability::new(source, None, Some(config))
+        .ok()?
+        .parse()
+        .ok()?;
+    let lines: Vec<&str> = article
+        .text_content
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
 /// The decoded text of the text tokens after `index` up to byte `end`.
 fn text_inside(source: &str, tokens: &[Token], index: usize, end: usize) -> String {
     tokens[index + 1..]
@@ -549,6 +570,17 @@ mod tests {
         let source = "<!DOCTYPE html>\n<!-- un commentaire -->\n<html lang=fr>\n<head><meta charset=\"utf-8\"><title>Le titre</title>\n<style>p { color: red }</style><script>var s = \"texte\";</script></head>\n<body>\n  <h1 id=\"t\">Titre &amp; sous-titre</h1>\n  <p>Du <em>texte</em>, du <code>code()</code>, <span translate=\"no\">Nom Propre</span>,<br>\n  une image <img src=\"a.png\" alt=\"une image\" title='un titre'> et <!-- note --> fin.</p>\n  <pre>garder   tel quel</pre>\n  <div class=\"a notranslate\"><p>rien ici</p></div>\n  <ul><li>un<li>deux</ul>\n  <input placeholder=nom>\n  <table><tr><td>case</td><td aria-label=\"étiquette\">autre</td></tr></table>\n</body>\n</html>\n";
         let want = "<!DOCTYPE html>\n<!-- un commentaire -->\n<html lang=en>\n<head><meta charset=\"utf-8\"><title>LE TITRE</title>\n<style>p { color: red }</style><script>var s = \"texte\";</script></head>\n<body>\n  <h1 id=\"t\">TITRE &amp; SOUS-TITRE</h1>\n  <p>DU <em>TEXTE</em>, DU <code>code()</code>, <span translate=\"no\">Nom Propre</span>,<br>   UNE IMAGE <img src=\"a.png\" alt=\"UNE IMAGE\" title='UN TITRE'> ET <!-- note --> FIN.</p>\n  <pre>garder   tel quel</pre>\n  <div class=\"a notranslate\"><p>rien ici</p></div>\n  <ul><li>UN<li>DEUX</ul>\n  <input placeholder=\"NOM\">\n  <table><tr><td>CASE</td><td aria-label=\"ÉTIQUETTE\">AUTRE</td></tr></table>\n</body>\n</html>\n";
         assert_eq!(shout(source), want);
+    }
+
+    #[test]
+    fn the_main_text_leaves_navigation_banners_and_lists_out() {
+        let paragraph = "Le chat dort sur le canapé depuis ce matin, et rien ne semble pouvoir le réveiller, ni le bruit de la rue ni l'odeur du café.";
+        let page = format!(
+            "<html><head><title>Le journal</title></head><body><nav><ul><li><a href=\"/\">Accueil</a></li><li><a href=\"/monde\">Monde</a></li></ul></nav><div id=\"cookie-banner\" class=\"cookie-consent\">Nous utilisons des cookies. <button>Accepter</button></div><article><p>{p}</p><p>{p}</p><p>{p}</p><p>{p}</p><p>{p}</p></article><aside class=\"related\"><h2>Voir aussi</h2><ul><li><a href=\"/a\">Un autre article</a></li></ul></aside><footer><span class=\"counter\">1 234 lectures</span></footer></body></html>",
+            p = paragraph
+        );
+        let text = main_text(&page).unwrap();
+        assert_eq!(text, [paragraph; 5].join("\n"));
     }
 
     #[test]

@@ -385,7 +385,13 @@ impl Seq2Seq for EncoderDecoder {
         let stack = &self.decoder;
         let tokens = self.tokens(&self.decoder_embed, &tokens.reshape((n, 1))?)?;
         let mut h = stack.embed(&tokens, None, state.position)?;
-        for (i, (layer, cache)) in stack.layers.iter().zip(state.layers.iter_mut()).enumerate() {
+        let layers = state.attention_only.unwrap_or(stack.layers.len());
+        let run = stack
+            .layers
+            .iter()
+            .zip(state.layers.iter_mut())
+            .take(layers);
+        for (i, (layer, cache)) in run.enumerate() {
             let attention = state.cross_attention.as_mut().map(|layers| &mut layers[i]);
             h = layer.forward(
                 &h,
@@ -397,6 +403,9 @@ impl Seq2Seq for EncoderDecoder {
             )?;
         }
         state.position += 1;
+        if state.attention_only.is_some() {
+            return Ok(Tensor::zeros((n, 0), DType::F32, h.device())?);
+        }
         let h = stack.finish(h)?.reshape((n, ()))?;
         let logits = self.lm_head.forward(&h)?;
         Ok(logits.to_dtype(DType::F32)?)

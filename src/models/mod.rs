@@ -98,6 +98,9 @@ pub struct DecoderState {
     pub(crate) position: usize,
     /// When recording: per decoder layer, each step's cross-attention weights [N, H, S].
     pub(crate) cross_attention: Option<Vec<Vec<Tensor>>>,
+    /// Only this many decoder layers run, and no logits are computed: a pass that wants
+    /// the attention of a lower layer alone (word alignment).
+    pub(crate) attention_only: Option<usize>,
 }
 
 pub(crate) struct LayerCache {
@@ -140,6 +143,7 @@ impl DecoderState {
             rows_per_input: rows_per_input.max(1),
             position: 0,
             cross_attention: None,
+            attention_only: None,
         })
     }
 
@@ -189,6 +193,19 @@ impl DecoderState {
     /// none), for word alignment. Reordering rows does not reorder what was recorded.
     pub fn record_cross_attention(&mut self) {
         self.cross_attention = Some(vec![Vec::new(); self.layers.len()]);
+    }
+
+    /// Records the cross-attention of the first `layers` decoder layers only, and from then on
+    /// runs no more than those: decode steps return no logits (an empty [N, 0] tensor). A
+    /// family that cannot stop early (T5) ignores it.
+    pub fn record_cross_attention_only(&mut self, layers: usize) {
+        self.record_cross_attention();
+        self.attention_only = Some(layers.max(1));
+    }
+
+    /// The number of decoder layers.
+    pub fn layer_count(&self) -> usize {
+        self.layers.len()
     }
 
     /// Per decoder layer, the recorded steps' cross-attention weights [steps, N, H, S]: each

@@ -31,7 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::metrics::Metrics;
-use super::worker::{self, Job, Message};
+use super::worker::{self, Answer, Job, Message};
 use super::{Request, Signals};
 use crate::cli::ServeArgs;
 
@@ -244,7 +244,7 @@ async fn refuse_connection(stream: TcpStream, max_connections: usize) {
 /// An answer before it becomes a hyper response.
 struct Reply {
     status: u16,
-    body: String,
+    body: Vec<u8>,
     content_type: &'static str,
     headers: Vec<(HeaderName, &'static str)>,
 }
@@ -253,7 +253,7 @@ impl Reply {
     fn json(status: u16, body: Value) -> Self {
         Self {
             status,
-            body: body.to_string(),
+            body: body.to_string().into_bytes(),
             content_type: "application/json",
             headers: Vec::new(),
         }
@@ -304,6 +304,7 @@ async fn route(request: hyper::Request<Incoming>, state: &State) -> (&'static st
         "/v1/models" => "models",
         "/v1/translate" => "translate",
         "/v1/summarize" => "summarize",
+        "/v1/documents" => "documents",
         _ => "other",
     };
     let method = request.method().clone();
@@ -311,7 +312,7 @@ async fn route(request: hyper::Request<Incoming>, state: &State) -> (&'static st
         ("health", Method::GET) => Reply::json(200, json!({"status": "ok"})),
         ("metrics", Method::GET) => Reply {
             status: 200,
-            body: state.metrics.encode(),
+            body: state.metrics.encode().into_bytes(),
             content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
             headers: Vec::new(),
         },
@@ -331,6 +332,7 @@ async fn route(request: hyper::Request<Incoming>, state: &State) -> (&'static st
             )
         }
         (task @ ("translate" | "summarize"), Method::POST) => run_task(request, task, state).await,
+        ("documents", Method::POST) => run_document(request, state).await,
         ("other", _) => {
             let message = format!("no such endpoint: {}", request.uri().path());
             Reply::error(404, Value::Null, message)
@@ -340,25 +342,128 @@ async fn route(request: hyper::Request<Incoming>, state: &State) -> (&'static st
     (endpoint, reply)
 }
 
-/// A translate or summarize request: its body read within the limits, checked, and handed
-/// to the worker.
-async fn run_task(request: hyper::Request<Incoming>, task: &str, state: &State) -> Reply {
+/// A request's body, read within the limits, or the error reply to give instead.
+async fn request_body(request: hyper::Request<Incoming>, state: &State) -> Result<Vec<u8>, Reply> {
     let limit = state.limit;
     let deadline = tokio::time::Instant::now() + state.read_timeout;
-    let body = match read_body(request.into_body(), limit, deadline).await {
-        Body::Complete(body) => body,
+    match read_body(request.into_body(), limit, deadline).await {
+        Body::Complete(body) => Ok(body),
         Body::TooLarge => {
             let message = format!("request body over {limit} bytes (--max-request-bytes)");
-            return Reply::error(413, Value::Null, message).closing();
+            Err(Reply::error(413, Value::Null, message).closing())
         }
         Body::TimedOut => {
             let seconds = state.read_timeout.as_secs();
             let message = format!("the request body did not arrive within {seconds} s");
-            return Reply::error(408, Value::Null, message).closing();
+            Err(Reply::error(408, Value::Null, message).closing())
         }
         Body::Failed => {
-            return Reply::error(400, Value::Null, "cannot read the request body").closing()
+            Err(Reply::error(400, Value::Null, "cannot read the request body").closing())
         }
+    }
+}
+
+/// `POST /v1/documents?format=docx&to=en&…`: the body is the document's bytes, the query
+/// the request's fields (as the JSON request names them); the answer is the translated
+/// document's bytes, or a JSON error.
+async fn run_document(request: hyper::Request<Incoming>, state: &State) -> Reply {
+    let query = request.uri().query().unwrap_or_default().to_string();
+    let body = match request_body(request, state).await {
+        Ok(body) => body,
+        Err(reply) => return reply,
+    };
+    let mut fields = serde_json::Map::new();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        // Numbers and booleans as JSON has them (beams=4, early_stopping=true).
+        let value = serde_json::from_str::<Value>(&value)
+            .ok()
+            .filter(|v| v.is_number() || v.is_boolean())
+            .unwrap_or_else(|| Value::String(value.into_owned()));
+        fields.insert(key.into_owned(), value);
+    }
+    let Some(format) = fields
+        .get("format")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        let message =
+            "name the document's format: /v1/documents?format=docx|html|markdown|srt|vtt|text";
+        return Reply::error(400, Value::Null, message);
+    };
+    fields.insert("text".into(), Value::String(String::new()));
+    fields.insert("task".into(), Value::String("translate".into()));
+    let mut request = match Request::parse(Value::Object(fields).to_string().as_bytes()) {
+        Ok(request) => request,
+        Err(refusal) => return Reply::error(400, refusal.id, refusal.message),
+    };
+    request.document = Some(body);
+    if let Some(reply) = refused_model(&request, state) {
+        return reply;
+    }
+    match answer(request, state).await {
+        Ok(answer) => match answer.document {
+            Some(bytes) => Reply {
+                status: 200,
+                body: bytes,
+                content_type: content_type(&format),
+                headers: Vec::new(),
+            },
+            None => Reply::json(answer.status, answer.body),
+        },
+        Err(reply) => reply,
+    }
+}
+
+/// The media type of a translated document.
+fn content_type(format: &str) -> &'static str {
+    match format {
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "html" => "text/html; charset=utf-8",
+        "markdown" => "text/markdown; charset=utf-8",
+        "srt" => "application/x-subrip; charset=utf-8",
+        "vtt" => "text/vtt; charset=utf-8",
+        _ => "text/plain; charset=utf-8",
+    }
+}
+
+/// A local model directory not named at start is not served.
+fn refused_model(request: &Request, state: &State) -> Option<Reply> {
+    let model = request.model.as_ref()?;
+    let dir = std::path::Path::new(model);
+    let allowed =
+        !dir.exists() || std::fs::canonicalize(dir).is_ok_and(|d| state.allowed_dirs.contains(&d));
+    (!allowed).then(|| {
+        let message = format!(
+            "model {model}: a local directory is served only when named with --model at start"
+        );
+        Reply::error(403, request.id.clone(), message)
+    })
+}
+
+/// Hands `request` to the worker and waits for its answer.
+async fn answer(request: Request, state: &State) -> Result<Answer, Reply> {
+    let (sender, answer) = oneshot::channel();
+    let job = Job {
+        request: Ok(request),
+        reply: Box::new(move |answer| {
+            // The client may have gone; nothing to do about it.
+            let _ = sender.send(answer);
+        }),
+    };
+    if state.messages.send(Message::Job(Box::new(job))).is_err() {
+        return Err(Reply::error(503, Value::Null, "the worker has stopped").closing());
+    }
+    answer
+        .await
+        .map_err(|_| Reply::error(500, Value::Null, "the worker dropped the request"))
+}
+
+/// A translate or summarize request: its body read within the limits, checked, and handed
+/// to the worker.
+async fn run_task(request: hyper::Request<Incoming>, task: &str, state: &State) -> Reply {
+    let body = match request_body(request, state).await {
+        Ok(body) => body,
+        Err(reply) => return reply,
     };
     let mut request = match Request::parse(&body) {
         Ok(request) => request,
@@ -369,31 +474,12 @@ async fn run_task(request: hyper::Request<Incoming>, task: &str, state: &State) 
         return Reply::error(400, request.id, message);
     }
     request.task = task.to_string();
-    if let Some(model) = &request.model {
-        let dir = std::path::Path::new(model);
-        let allowed = !dir.exists()
-            || std::fs::canonicalize(dir).is_ok_and(|d| state.allowed_dirs.contains(&d));
-        if !allowed {
-            let message = format!(
-                "model {model}: a local directory is served only when named with --model at start"
-            );
-            return Reply::error(403, request.id, message);
-        }
+    if let Some(reply) = refused_model(&request, state) {
+        return reply;
     }
-    let (sender, answer) = oneshot::channel();
-    let job = Job {
-        request: Ok(request),
-        reply: Box::new(move |answer| {
-            // The client may have gone; nothing to do about it.
-            let _ = sender.send(answer);
-        }),
-    };
-    if state.messages.send(Message::Job(Box::new(job))).is_err() {
-        return Reply::error(503, Value::Null, "the worker has stopped").closing();
-    }
-    match answer.await {
+    match answer(request, state).await {
         Ok(answer) => Reply::json(answer.status, answer.body),
-        Err(_) => Reply::error(500, Value::Null, "the worker dropped the request"),
+        Err(reply) => reply,
     }
 }
 

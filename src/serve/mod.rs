@@ -52,6 +52,9 @@ struct Request {
     to: Option<String>,
     from: Option<String>,
     lang: Option<String>,
+    /// A binary document's bytes (HTTP `POST /v1/documents`); never read from JSON.
+    #[serde(skip)]
+    document: Option<Vec<u8>>,
     /// The CLI's generation flags, by the same names.
     #[serde(flatten)]
     generation: GenerationArgs,

@@ -26,10 +26,12 @@ use crate::commands::{
 /// Most requests taken together from the queue.
 const MAX_BATCH: usize = 64;
 
-/// What the worker sends back: an HTTP status (stdio ignores it) and the JSON answer.
+/// What the worker sends back: an HTTP status (stdio ignores it) and the JSON answer, or
+/// a translated document's bytes.
 pub(super) struct Answer {
     pub status: u16,
     pub body: Value,
+    pub document: Option<Vec<u8>>,
 }
 
 /// A request (or the refusal to send in its place) and where its answer goes.
@@ -55,13 +57,30 @@ impl Job {
                 if let Some((key, value)) = extra {
                     body[key] = value;
                 }
-                Answer { status: 200, body }
+                Answer {
+                    status: 200,
+                    body,
+                    document: None,
+                }
             }
             Err(err) => Answer {
                 status: 400,
                 body: json!({ "id": id, "error": format!("{err:#}") }),
+                document: None,
             },
         });
+    }
+
+    /// A translated document's bytes, or the error answer.
+    fn answer_document(self, result: Result<Vec<u8>>) {
+        match result {
+            Ok(bytes) => (self.reply)(Answer {
+                status: 200,
+                body: Value::Null,
+                document: Some(bytes),
+            }),
+            Err(err) => self.answer(Err(err)),
+        }
     }
 }
 
@@ -108,6 +127,12 @@ fn answer_batch(models: &mut Models, batch: Vec<Job>, runtime: &RuntimeArgs, met
             }
             Ok(request) => request,
         };
+        if request.document.is_some() {
+            // A whole document: many blocks already, so a batch of its own.
+            let result = guarded(models, |models| translate_bytes(models, request, runtime));
+            job.answer_document(result);
+            continue;
+        }
         if request.task != "translate" {
             let result = guarded(models, |models| answer_other(models, request, runtime));
             job.answer(result);
@@ -276,6 +301,22 @@ fn translate_group(
     }
     let texts: Vec<&str> = requests.iter().map(|r| r.text.as_str()).collect();
     translate_texts_aligned(translator, &texts)
+}
+
+/// A binary document's bytes (`POST /v1/documents`), translated in its format.
+fn translate_bytes(
+    models: &mut Models,
+    request: &Request,
+    runtime: &RuntimeArgs,
+) -> Result<Vec<u8>> {
+    let format = request.format.as_deref().unwrap_or("text");
+    let format = dragoman::documents::Format::pick(format, std::path::Path::new(""), false)?;
+    let translator = models.translator(request, runtime)?;
+    translator.set_overrides(&request.generation.overrides())?;
+    let bytes = request.document.as_deref().unwrap_or_default();
+    let document = format.read_bytes(bytes)?;
+    let to = request.to.as_deref().unwrap_or("en");
+    translate_document(translator, document.as_ref(), to)
 }
 
 fn without_final_newline(mut text: String) -> String {

@@ -213,7 +213,9 @@ impl Engine {
     fn alignment_batch(&self, batch: &[(&[u32], &[u32])]) -> Result<Vec<Vec<Vec<f32>>>> {
         let encoded = self.encode_batch(batch.iter().map(|(source, _)| *source))?;
         let mut state = self.model.start_decoding(&encoded, 1)?;
-        state.record_cross_attention();
+        // The layers above the one averaged, and the output projection, are not run.
+        let layer = state.layer_count().saturating_sub(ALIGNMENT_LAYER_FROM_TOP);
+        state.record_cross_attention_only(layer + 1);
         // Each row reads its ids but the last (whose step would predict past the end);
         // shorter rows read padding, whose steps are not kept.
         let steps = batch
@@ -234,11 +236,10 @@ impl Engine {
             self.model.decode_step(&tokens, &mut state)?;
         }
         let layers = state.cross_attention()?;
-        if layers.is_empty() {
+        if layers.len() <= layer {
             // A model that records none (T5) or an empty generation: no attention to give.
             return Ok(batch.iter().map(|_| Vec::new()).collect());
         }
-        let layer = layers.len().saturating_sub(ALIGNMENT_LAYER_FROM_TOP);
         // [steps, N, H, S] → [N, steps, S]
         let averaged = layers[layer]
             .to_dtype(DType::F32)?

@@ -116,11 +116,52 @@ pub fn transfer(
                 .min_by_key(|w| w.start.abs_diff(range.start));
             if let Some(word) = free {
                 range = word.clone();
+            } else if let Some(taken) =
+                take_edge_word(&mut placed, &siblings, &target_words, range.start)
+            {
+                // None free: a word from the edge of the nearest sibling that has two.
+                range = taken;
+                for k in 0..placed.len() {
+                    if let Some(p) = parents[k] {
+                        placed[k] = clip(placed[k].clone(), &placed[p].clone());
+                    }
+                }
             }
         }
         placed.push(range);
     }
     placed
+}
+
+/// The word nearest `at` taken from the edge of the nearest of `siblings` that covers two
+/// words or more (the sibling shrinks by it); None when no sibling can spare one.
+fn take_edge_word(
+    placed: &mut [Range<usize>],
+    siblings: &[usize],
+    target_words: &[Range<usize>],
+    at: usize,
+) -> Option<Range<usize>> {
+    let inside = |r: &Range<usize>| -> Vec<Range<usize>> {
+        target_words
+            .iter()
+            .filter(|w| r.start <= w.start && w.end <= r.end)
+            .cloned()
+            .collect()
+    };
+    let distance = |r: &Range<usize>| at.abs_diff(r.start).min(at.abs_diff(r.end));
+    let &j = siblings
+        .iter()
+        .filter(|&&j| inside(&placed[j]).len() >= 2)
+        .min_by_key(|&&j| distance(&placed[j]))?;
+    let words = inside(&placed[j]);
+    let (first, last) = (&words[0], &words[words.len() - 1]);
+    if at.abs_diff(last.end) <= at.abs_diff(first.start) {
+        placed[j].end = words[words.len() - 2].end;
+        Some(last.clone())
+    } else {
+        placed[j].start = words[1].start;
+        Some(first.clone())
+    }
 }
 
 /// Each span's enclosing span as the ranges tell it: the innermost earlier span containing
@@ -575,6 +616,27 @@ mod tests {
             isotonic(&[0.0, 2.0, 1.0, 1.0]),
             [0.0, 4.0 / 3.0, 4.0 / 3.0, 4.0 / 3.0]
         );
+    }
+
+    #[test]
+    fn a_span_left_with_no_word_takes_one_from_a_sibling_that_has_two() {
+        let source = "un deux trois";
+        let target = "ONE TWO";
+        // Everything aligned to the first span's words.
+        let alignment = [(0, 0), (0, 1), (2, 0), (2, 1)];
+        let (s, t) = (0..source.len(), 0..target.len());
+        let sentences = one_sentence(&s, &t, &alignment);
+        let spans = [0..2, 8..13];
+        let placed = transfer(
+            source,
+            &spans,
+            &parents(&spans),
+            target,
+            &sentences,
+            Segments::None,
+        );
+        assert_eq!(&target[placed[0].clone()], "ONE");
+        assert_eq!(&target[placed[1].clone()], "TWO");
     }
 
     #[test]

@@ -360,9 +360,9 @@ fn a_broken_timestamp_is_one_line_naming_file_and_line_and_writes_nothing() {
 }
 
 /// A Word document's parts: (name, bytes, stored uncompressed).
-type Parts = Vec<(&'static str, Vec<u8>, bool)>;
+pub(crate) type Parts = Vec<(&'static str, Vec<u8>, bool)>;
 
-fn docx_bytes(parts: &Parts) -> Vec<u8> {
+pub(crate) fn docx_bytes(parts: &Parts) -> Vec<u8> {
     use std::io::Write;
     let mut out = std::io::Cursor::new(Vec::new());
     let mut zip = zip::ZipWriter::new(&mut out);
@@ -399,7 +399,7 @@ fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, (Vec<u8>, zip::Comp
 
 const W: &str = "xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\" xmlns:r=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships\" xmlns:wps=\"http://schemas.microsoft.com/office/word/2010/wordprocessingShape\" mc:Ignorable=\"w14\" xmlns:mc=\"http://schemas.openxmlformats.org/markup-compatibility/2006\"";
 
-fn word_document(s: &[String]) -> Parts {
+pub(crate) fn word_document(s: &[String]) -> Parts {
     let words: Vec<&str> = s[5].split(' ').collect();
     let run = |props: &str, text: &str| {
         format!("<w:r>{props}<w:t xml:space=\"preserve\">{text}</w:t></w:r>")

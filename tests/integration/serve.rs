@@ -671,3 +671,84 @@ fn serve_takes_languages_and_quality_as_the_cli_does() {
             .unwrap()
     );
 }
+
+/// (status, content type, body bytes) of one request with a raw body.
+fn http_bytes(addr: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head[9..12].parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type: "))
+        .unwrap_or_default()
+        .to_string();
+    (status, content_type, response[split + 4..].to_vec())
+}
+
+#[test]
+fn http_documents_are_bytes_in_and_the_cli_output_out() {
+    let (sources, _) = greedy_reference();
+    let marian = fixture("fr-en").display().to_string();
+    let server = HttpServer::start(&["--model", &marian]);
+    let dir = tempfile::tempdir().unwrap();
+    let docx = crate::documents::docx_bytes(&crate::documents::word_document(&sources));
+    let html = format!("<p>{} <b>{}</b></p>", sources[1], sources[3]);
+    let query = |format: &str| {
+        format!(
+            "/v1/documents?format={format}&model={}&beams=1&max_new_tokens=20",
+            marian.replace('/', "%2F")
+        )
+    };
+    for (format, body, content_type) in [
+        (
+            "docx",
+            docx,
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
+        ("html", html.into_bytes(), "text/html; charset=utf-8"),
+    ] {
+        let input = dir.path().join(format!("doc.{format}"));
+        let output = dir.path().join(format!("out.{format}"));
+        std::fs::write(&input, &body).unwrap();
+        dragoman()
+            .args([
+                "translate",
+                "--model",
+                &marian,
+                "--beams",
+                "1",
+                "--max-new-tokens",
+                "20",
+            ])
+            .arg(&input)
+            .arg("-o")
+            .arg(&output)
+            .assert()
+            .success();
+        let (status, got_type, got) = http_bytes(&server.addr, &query(format), &body);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&got));
+        assert_eq!(got_type, content_type);
+        assert_eq!(
+            got,
+            std::fs::read(&output).unwrap(),
+            "{format}: what the CLI writes"
+        );
+    }
+    let (status, _, body) = http_bytes(&server.addr, "/v1/documents?to=en", b"x");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("name the document's format"));
+    let (status, _, body) = http_bytes(&server.addr, &query("docx"), b"not a zip");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("not a DOCX file"));
+}
