@@ -28,6 +28,8 @@ struct Builder {
     spans: Vec<Span>,
     /// Spans still open: (index in `spans`, their tag's source range, opening bytes known).
     open: Vec<(usize, Range<usize>, bool)>,
+    /// Where the last event read ends: an end tag's closing bytes start there.
+    last_end: usize,
 }
 
 impl Builder {
@@ -37,6 +39,7 @@ impl Builder {
             text: String::new(),
             spans: Vec::new(),
             open: Vec::new(),
+            last_end: at,
         }
     }
 
@@ -197,8 +200,8 @@ impl Markdown {
                         let span = &mut block.spans[i];
                         span.range.end = block.text.len();
                         if known {
-                            let last = last_inner_end(source, &tag, &span.open);
-                            span.close = source[last..tag.end].to_string();
+                            let last = block.last_end.clamp(tag.start, tag.end);
+                            span.close = source.get(last..tag.end).unwrap_or_default().to_string();
                         } else {
                             // Nothing inside: all its bytes open it.
                             span.open = source[tag.clone()].to_string();
@@ -209,6 +212,7 @@ impl Markdown {
                 },
                 _ => {}
             }
+            block.last_end = read_to;
         }
         flush(&mut current);
         Self {
@@ -217,22 +221,6 @@ impl Markdown {
             blocks,
         }
     }
-}
-
-/// Where the content of an inline tag ends: before its closing delimiter (the run of the
-/// same characters its opening has, for emphasis; `](…)` or `][…]` for links).
-fn last_inner_end(source: &str, tag: &Range<usize>, open: &str) -> usize {
-    let raw = &source[tag.clone()];
-    if open.starts_with('[') || open.starts_with("![") {
-        // The link text ends at the last "]" that starts the destination or reference.
-        return raw
-            .rfind("](")
-            .or_else(|| raw.rfind("]["))
-            .or_else(|| raw.rfind(']'))
-            .map_or(tag.end, |i| tag.start + i);
-    }
-    let closing = open.len().min(raw.len());
-    tag.end - closing
 }
 
 /// The closing delimiter of an inline tag whose opening was in an earlier block.
@@ -448,6 +436,9 @@ VOIR https://exemple.fr/Le-Chat. OU www.exemple.fr, PUIS (http://a.b/c) ET FIN.
             "*a  \nb*",
             "**a *b** c*",
             "![img](x.png) et [a ![b](c)](d)",
+            // Found by the fuzzer: a closing delimiter's bytes were counted from the end.
+            "<<<<c\0\0de_______M____<_______\\//////////////////////////////////////_____`\0\u{fffd}_#<",
+            "__a__é_ *b* ***c*** [l](u \"t\")x",
         ] {
             let out = shout(doc);
             assert!(!out.is_empty() || doc.is_empty(), "{doc:?}");

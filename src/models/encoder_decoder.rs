@@ -391,8 +391,12 @@ impl Seq2Seq for EncoderDecoder {
             .iter()
             .zip(state.layers.iter_mut())
             .take(layers);
+        let recorded = |i: usize| state.attention_only.is_none_or(|n| i + 1 == n);
         for (i, (layer, cache)) in run.enumerate() {
-            let attention = state.cross_attention.as_mut().map(|layers| &mut layers[i]);
+            let attention = match recorded(i) {
+                true => state.cross_attention.as_mut().map(|layers| &mut layers[i]),
+                false => None,
+            };
             h = layer.forward(
                 &h,
                 cache,

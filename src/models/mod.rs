@@ -98,8 +98,9 @@ pub struct DecoderState {
     pub(crate) position: usize,
     /// When recording: per decoder layer, each step's cross-attention weights [N, H, S].
     pub(crate) cross_attention: Option<Vec<Vec<Tensor>>>,
-    /// Only this many decoder layers run, and no logits are computed: a pass that wants
-    /// the attention of a lower layer alone (word alignment).
+    /// Only this many decoder layers run, the last of them alone recording its attention,
+    /// and no logits are computed: a pass that wants one lower layer's attention (word
+    /// alignment).
     pub(crate) attention_only: Option<usize>,
 }
 
@@ -195,9 +196,10 @@ impl DecoderState {
         self.cross_attention = Some(vec![Vec::new(); self.layers.len()]);
     }
 
-    /// Records the cross-attention of the first `layers` decoder layers only, and from then on
-    /// runs no more than those: decode steps return no logits (an empty [N, 0] tensor). A
-    /// family that cannot stop early (T5) ignores it.
+    /// Records the cross-attention of decoder layer `layers - 1` alone, and from then on runs
+    /// no layer above it: decode steps return no logits (an empty [N, 0] tensor). A family
+    /// that cannot stop early (T5) ignores it. (Recording a layer computes its weights a
+    /// second time, on the generic path: only the one layer wanted pays for it.)
     pub fn record_cross_attention_only(&mut self, layers: usize) {
         self.record_cross_attention();
         self.attention_only = Some(layers.max(1));

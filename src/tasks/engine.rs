@@ -235,13 +235,13 @@ impl Engine {
             let tokens = Tensor::new(tokens, &self.device)?;
             self.model.decode_step(&tokens, &mut state)?;
         }
-        let layers = state.cross_attention()?;
-        if layers.len() <= layer {
+        // The one layer recorded.
+        let Some(recorded) = state.cross_attention()?.pop() else {
             // A model that records none (T5) or an empty generation: no attention to give.
             return Ok(batch.iter().map(|_| Vec::new()).collect());
-        }
+        };
         // [steps, N, H, S] → [N, steps, S]
-        let averaged = layers[layer]
+        let averaged = recorded
             .to_dtype(DType::F32)?
             .mean(2)?
             .transpose(0, 1)?
@@ -287,8 +287,9 @@ impl Engine {
 /// Translate"); with one layer, that layer.
 pub const ALIGNMENT_LAYER_FROM_TOP: usize = 2;
 
-/// Sentences per teacher-forced batch when aligning.
-const ALIGNMENT_BATCH: usize = 32;
+/// Sentences per teacher-forced batch when aligning: as many rows as a decoding batch on
+/// the CPU, since each step's fixed cost, not its arithmetic, is most of the pass.
+const ALIGNMENT_BATCH: usize = CPU_DECODING_ROWS;
 
 /// Generation settings, layered, resolved against the model's facts.
 fn resolve_settings(
