@@ -12,6 +12,7 @@
 use std::ops::Range;
 
 use super::{Block, Escape, Segments, Span, TranslatedBlock};
+use crate::error::{Error, Result};
 
 /// Visible characters per subtitle line.
 pub const LINE_WIDTH: usize = 42;
@@ -99,16 +100,12 @@ impl CueBlocks {
                 texts[cue] = Some(wrap(text.trim()).join(ending));
             }
         }
-        let mut out = String::with_capacity(source.len() * 2);
-        let mut copied = 0;
-        for (cue, text) in self.cues.iter().zip(texts) {
-            let Some(text) = text else { continue };
-            out.push_str(&source[copied..cue.range.start]);
-            out.push_str(&text);
-            copied = cue.range.end;
-        }
-        out.push_str(&source[copied..]);
-        out
+        let edits = self
+            .cues
+            .iter()
+            .zip(&texts)
+            .filter_map(|(cue, text)| Some((&cue.range, text.as_deref()?)));
+        super::splice(source, 0..source.len(), edits)
     }
 }
 
@@ -449,6 +446,27 @@ pub fn cue_text(lines: &[Line], first: usize) -> (Option<CueText>, usize) {
         }),
         end,
     )
+}
+
+/// A timing line `FROM --> TO [settings]`, each time checked by `is_time`; a bad one is an
+/// error naming the line and the `form` expected.
+pub fn check_timing(
+    index: usize,
+    line: &Line,
+    is_time: fn(&str) -> bool,
+    form: &str,
+) -> Result<()> {
+    let (from, to) = line.text.split_once("-->").unwrap_or((line.text, ""));
+    let to = to.split_whitespace().next().unwrap_or("");
+    for time in [from.trim(), to] {
+        if !is_time(time) {
+            return Err(Error::Input(format!(
+                "line {}: invalid timestamp {time:?} (expected {form})",
+                index + 1
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `text` is `digits` digits (`min..=max` of them).

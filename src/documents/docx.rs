@@ -558,7 +558,7 @@ fn write_part(part: &Part, blocks: &[Block], translated: &[TranslatedBlock]) -> 
         edits.push((place.range.clone(), translation.render(&block)));
     }
     // Outermost edits only: the inner ones are inside them already.
-    let mut top: Vec<&(Range<usize>, String)> = edits
+    let top: Vec<&(Range<usize>, String)> = edits
         .iter()
         .filter(|(r, _)| {
             !edits
@@ -566,35 +566,15 @@ fn write_part(part: &Part, blocks: &[Block], translated: &[TranslatedBlock]) -> 
                 .any(|(o, _)| o != r && o.start <= r.start && r.end <= o.end)
         })
         .collect();
-    top.sort_by_key(|(r, _)| r.start);
-    let mut out = String::with_capacity(part.xml.len() * 2);
-    let mut copied = 0;
-    for (range, written) in top {
-        out.push_str(&part.xml[copied..range.start]);
-        out.push_str(written);
-        copied = range.end;
-    }
-    out.push_str(&part.xml[copied..]);
-    out
+    let top = top.into_iter().map(|(r, w)| (r, w.as_str()));
+    super::splice(&part.xml, 0..part.xml.len(), top)
 }
 
 /// `xml[range]` with the edits inside it applied.
 fn with_edits(xml: &str, range: &Range<usize>, edits: &[(Range<usize>, String)]) -> String {
-    let mut inside: Vec<&(Range<usize>, String)> = edits
-        .iter()
-        .filter(|(r, _)| range.start <= r.start && r.end <= range.end)
-        .collect();
-    inside.sort_by_key(|(r, _)| r.start);
-    let mut out = String::new();
-    let mut copied = range.start;
-    for (r, written) in inside {
-        if r.start < copied {
-            continue;
-        }
-        out.push_str(&xml[copied..r.start]);
-        out.push_str(written);
-        copied = r.end;
-    }
-    out.push_str(&xml[copied..range.end]);
-    out
+    super::splice(
+        xml,
+        range.clone(),
+        edits.iter().map(|(r, w)| (r, w.as_str())),
+    )
 }

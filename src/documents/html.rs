@@ -460,17 +460,8 @@ impl Document for Html {
             }
         }
         let with_attributes = |range: &Range<usize>| -> String {
-            let mut out = String::new();
-            let mut copied = range.start;
-            for (value, written) in &attributes {
-                if range.start <= value.start && value.end <= range.end {
-                    out.push_str(&self.source[copied..value.start]);
-                    out.push_str(written);
-                    copied = value.end;
-                }
-            }
-            out.push_str(&self.source[copied..range.end]);
-            out
+            let edits = attributes.iter().map(|(r, w)| (r, w.as_str()));
+            super::splice(&self.source, range.clone(), edits)
         };
         let mut edits: Vec<(Range<usize>, String)> = Vec::new();
         for ((place, block), translation) in self.places.iter().zip(&self.blocks).zip(translated) {
@@ -501,19 +492,8 @@ impl Document for Html {
             Some(Err(at)) => edits.push((*at..*at, format!(" lang=\"{language}\""))),
             None => {}
         }
-        edits.sort_by_key(|(range, _)| (range.start, range.end));
-        let mut out = String::with_capacity(self.source.len() * 2);
-        let mut copied = 0;
-        for (range, written) in edits {
-            if range.start < copied {
-                continue;
-            }
-            out.push_str(&self.source[copied..range.start]);
-            out.push_str(&written);
-            copied = range.end;
-        }
-        out.push_str(&self.source[copied..]);
-        out.into_bytes()
+        let edits = edits.iter().map(|(r, w)| (r, w.as_str()));
+        super::splice(&self.source, 0..self.source.len(), edits).into_bytes()
     }
 }
 

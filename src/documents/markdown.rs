@@ -303,15 +303,14 @@ impl Document for Markdown {
     }
 
     fn write(&self, translated: &[TranslatedBlock], _language: &str) -> Vec<u8> {
-        let mut out = String::with_capacity(self.source.len() * 2);
-        let mut copied = 0;
-        for ((range, block), translation) in self.ranges.iter().zip(&self.blocks).zip(translated) {
-            out.push_str(&self.source[copied..range.start]);
-            out.push_str(&translation.render(block));
-            copied = range.end;
-        }
-        out.push_str(&self.source[copied..]);
-        out.into_bytes()
+        let rendered: Vec<String> = self
+            .blocks
+            .iter()
+            .zip(translated)
+            .map(|(block, translation)| translation.render(block))
+            .collect();
+        let edits = self.ranges.iter().zip(rendered.iter().map(String::as_str));
+        super::splice(&self.source, 0..self.source.len(), edits).into_bytes()
     }
 }
 

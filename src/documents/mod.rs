@@ -298,6 +298,33 @@ impl Format {
     }
 }
 
+/// `source[within]` with each edit's range replaced by its text, in source order; an edit
+/// outside `within`, or starting inside one already made, is left out. Every format writes
+/// its document back through this.
+pub(crate) fn splice<'a>(
+    source: &str,
+    within: Range<usize>,
+    edits: impl IntoIterator<Item = (&'a Range<usize>, &'a str)>,
+) -> String {
+    let mut edits: Vec<(&Range<usize>, &str)> = edits
+        .into_iter()
+        .filter(|(r, _)| within.start <= r.start && r.end <= within.end)
+        .collect();
+    edits.sort_by_key(|(r, _)| (r.start, r.end));
+    let mut out = String::with_capacity(within.len() * 2);
+    let mut copied = within.start;
+    for (range, written) in edits {
+        if range.start < copied {
+            continue;
+        }
+        out.push_str(&source[copied..range.start]);
+        out.push_str(written);
+        copied = range.end;
+    }
+    out.push_str(&source[copied..within.end]);
+    out
+}
+
 /// `text` with every line break a space of the same byte length, so a block is segmented as
 /// one text and its ranges stay the same.
 pub fn line_breaks_as_spaces(text: &str) -> Cow<'_, str> {

@@ -35,7 +35,9 @@ impl Srt {
                 i += 1;
             }
             match lines.get(i) {
-                Some(line) if line.text.contains("-->") => check_timing(i, line)?,
+                Some(line) if line.text.contains("-->") => {
+                    cues::check_timing(i, line, is_time, "HH:MM:SS,mmm")?
+                }
                 Some(line) => {
                     return Err(bad_line(
                         i,
@@ -63,21 +65,6 @@ impl Srt {
 
 fn bad_line(index: usize, what: &str, line: &Line) -> Error {
     Error::Input(format!("line {}: {what}, found {:?}", index + 1, line.text))
-}
-
-/// `HH:MM:SS,mmm --> HH:MM:SS,mmm`, anything after (a position) allowed.
-fn check_timing(index: usize, line: &Line) -> Result<()> {
-    let (from, to) = line.text.split_once("-->").unwrap_or((line.text, ""));
-    let to = to.split_whitespace().next().unwrap_or("");
-    for time in [from.trim(), to] {
-        if !is_time(time) {
-            return Err(Error::Input(format!(
-                "line {}: invalid timestamp {time:?} (expected HH:MM:SS,mmm)",
-                index + 1
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn is_time(time: &str) -> bool {

@@ -4,7 +4,7 @@
 //! (see [`super::cues`]) and written back with `&`, `<`, `>` as entities. A file without the
 //! header, or a timing line that cannot be read, is an error naming its line.
 
-use super::cues::{self, CueBlocks, Line};
+use super::cues::{self, CueBlocks};
 use super::{Block, Document, Escape, TranslatedBlock};
 use crate::error::{Error, Result};
 
@@ -52,7 +52,9 @@ impl Vtt {
                 i += 1; // a cue identifier
             }
             match lines.get(i) {
-                Some(line) if line.text.contains("-->") => check_timing(i, line)?,
+                Some(line) if line.text.contains("-->") => {
+                    cues::check_timing(i, line, is_time, "[HH:]MM:SS.mmm")?
+                }
                 Some(line) => {
                     return Err(Error::Input(format!(
                         "line {}: expected a timing line (MM:SS.mmm --> MM:SS.mmm), found {:?}",
@@ -76,21 +78,6 @@ impl Vtt {
             cues: CueBlocks::new(source, texts, Escape::HtmlText),
         })
     }
-}
-
-/// `[HH:]MM:SS.mmm --> [HH:]MM:SS.mmm [settings]`.
-fn check_timing(index: usize, line: &Line) -> Result<()> {
-    let (from, to) = line.text.split_once("-->").unwrap_or((line.text, ""));
-    let to = to.split_whitespace().next().unwrap_or("");
-    for time in [from.trim(), to] {
-        if !is_time(time) {
-            return Err(Error::Input(format!(
-                "line {}: invalid timestamp {time:?} (expected [HH:]MM:SS.mmm)",
-                index + 1
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn is_time(time: &str) -> bool {
