@@ -269,8 +269,9 @@ struct Run {
     peak_rss_mb: f64,
 }
 
-/// Runs the binary with `args` and `stdin`, timing the whole process and reading its peak RSS.
-fn run(args: &[String], stdin: &Path, threads: usize) -> Run {
+/// Runs the binary with `args` and `stdin`, timing the whole process and reading its peak RSS;
+/// its stderr goes to `log` where given.
+fn run(args: &[String], stdin: &Path, threads: usize, log: Option<&Path>) -> Run {
     let start = Instant::now();
     // Reaped below by wait4, which also reports its peak RSS.
     #[allow(clippy::zombie_processes)]
@@ -279,7 +280,10 @@ fn run(args: &[String], stdin: &Path, threads: usize) -> Run {
         .env("RAYON_NUM_THREADS", threads.to_string())
         .stdin(std::fs::File::open(stdin).unwrap())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        })
         .spawn()
         .unwrap();
     let mut status = 0;
@@ -507,6 +511,7 @@ fn dragoman_rows(
                 &args(&["--beams", "1", "--max-new-tokens", "1"]),
                 one,
                 o.threads,
+                None,
             );
             row.loads.push(load.seconds);
         }
@@ -523,7 +528,7 @@ fn dragoman_rows(
             flags.extend(["--min-new-tokens".into(), tokens.clone()]);
             flags.extend(["--max-new-tokens".into(), tokens]);
             let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-            let r = run(&args(&flags), sentences, o.threads);
+            let r = run(&args(&flags), sentences, o.threads, None);
             let speed = (n * o.tokens) as f64 / r.seconds;
             eprintln!(
                 "  {label} {name}: {:.2} s, {speed:.0} tok/s, {:.0} MB",
@@ -684,6 +689,17 @@ fn print_table(rows: &[Row], n: usize, o: &Options) {
 /// one per line. Each is translated by a whole `dragoman translate` process with the user's
 /// defaults (f32, the model's beams), in interleaved rounds; the overhead is the median of
 /// each round's ratio.
+/// The word-alignment seconds of a `dragoman -v` run's stage-times line in `log`.
+fn alignment_seconds(log: &Path) -> f64 {
+    let text = std::fs::read_to_string(log).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("dragoman: time in "))
+        .unwrap_or_else(|| panic!("no stage times in {}", log.display()));
+    let after = line.split("word alignment ").nth(1).unwrap_or("");
+    after.split(' ').next().unwrap_or("").parse().unwrap_or(0.0)
+}
+
 fn documents(model: &Path, sentences: &Path, work: &Path, o: &Options) {
     let text = std::fs::read_to_string(sentences).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -725,11 +741,14 @@ fn documents(model: &Path, sentences: &Path, work: &Path, o: &Options) {
     let empty = work.join("empty.txt");
     std::fs::write(&empty, "").unwrap();
     let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); files.len()];
+    // The alignment pass's own time, as the process reports it under -v.
+    let mut alignment: Vec<Vec<f64>> = vec![Vec::new(); files.len()];
     for round in 1..=o.rounds {
         eprintln!("round {round} of {}", o.rounds);
         for (k, (_, path, _)) in files.iter().enumerate() {
             let args: Vec<String> = vec![
                 "translate".into(),
+                "-v".into(),
                 "--model".into(),
                 model.display().to_string(),
                 "--threads".into(),
@@ -740,7 +759,9 @@ fn documents(model: &Path, sentences: &Path, work: &Path, o: &Options) {
                 o.tokens.to_string(),
                 path.display().to_string(),
             ];
-            seconds[k].push(run(&args, &empty, o.threads).seconds);
+            let log = work.join("documents.log");
+            seconds[k].push(run(&args, &empty, o.threads, Some(&log)).seconds);
+            alignment[k].push(alignment_seconds(&log));
         }
     }
     println!(
@@ -750,8 +771,13 @@ fn documents(model: &Path, sentences: &Path, work: &Path, o: &Options) {
         o.threads,
         o.rounds
     );
-    println!("| input | median s | overhead over plain text (median of rounds) | per round |");
-    println!("|---|---|---|---|");
+    // This machine's speed drifts by tens of percent from one minute to the next, and drift
+    // only ever adds time: the fastest of each input's rounds is the steadiest estimate.
+    let fastest = |k: usize| seconds[k].iter().copied().fold(f64::INFINITY, f64::min);
+    println!(
+        "| input | fastest s | median s | overhead over plain text (fastest vs fastest) | (median of rounds' ratios) | alignment pass, median s (share of its run) | per round |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for (k, (name, _, _)) in files.iter().enumerate() {
         let ratios: Vec<f64> = seconds[k]
             .iter()
@@ -762,10 +788,15 @@ fn documents(model: &Path, sentences: &Path, work: &Path, o: &Options) {
             .iter()
             .map(|r| format!("{:+.1} %", r * 100.0))
             .collect();
+        let shares = alignment[k].iter().zip(&seconds[k]).map(|(a, s)| a / s);
         println!(
-            "| {name} | {:.2} | {:+.1} % | {} |",
+            "| {name} | {:.2} | {:.2} | {:+.1} % | {:+.1} % | {:.3} ({:.1} %) | {} |",
+            fastest(k),
             median(seconds[k].iter().copied()).unwrap_or(0.0),
+            (fastest(k) / fastest(0) - 1.0) * 100.0,
             median(ratios.iter().copied()).unwrap_or(0.0) * 100.0,
+            median(alignment[k].iter().copied()).unwrap_or(0.0),
+            median(shares).unwrap_or(0.0) * 100.0,
             per_round.join(", ")
         );
     }

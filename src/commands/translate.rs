@@ -209,7 +209,9 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
                 args.format
             );
         }
-        return translate_to_dir(&translator, args, out_dir);
+        let done = translate_to_dir(&translator, args, out_dir);
+        report_stage_times(&translator, &args.runtime);
+        return done;
     }
     let inputs = inputs(&args.files)?;
     // A binary document goes to a file (or a pipe), never onto a terminal.
@@ -251,7 +253,21 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
         Ok(())
     });
     progress.finish();
+    report_stage_times(&translator, &args.runtime);
     written
+}
+
+/// Under `-v`: where the time went, by stage.
+fn report_stage_times(translator: &Translator, runtime: &crate::cli::RuntimeArgs) {
+    if runtime.verbose {
+        let t = translator.engine().stage_times();
+        eprintln!(
+            "dragoman: time in encoding {:.3} s, generation {:.3} s, word alignment {:.3} s",
+            t.encoding.as_secs_f64(),
+            t.generation.as_secs_f64(),
+            t.alignment.as_secs_f64()
+        );
+    }
 }
 
 /// `--out-dir`: every input to its own file. A file that fails is reported and the others go

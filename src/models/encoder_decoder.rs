@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::models::layers::{
-    checked_activation, encode_layers, layer_norm, DecoderLayer, Embedding, EncoderLayer, Linear,
-    StackShape,
+    additive_mask, causal_mask, checked_activation, encode_layers, layer_norm, DecoderLayer,
+    Embedding, EncoderLayer, Linear, StackShape,
 };
 use crate::models::weights::Weights;
 use crate::models::{DecoderState, Encoded, Precision, Seq2Seq, SpecialTokens};
@@ -359,10 +359,7 @@ impl Seq2Seq for EncoderDecoder {
             0,
         )?;
         let h = encode_layers(&stack.layers, h, &mask, &stack.shape)?;
-        Ok(Encoded {
-            hidden: stack.finish(h)?,
-            mask,
-        })
+        Ok(Encoded::new(stack.finish(h)?, mask))
     }
 
     fn start_decoding(&self, encoded: &Encoded, rows_per_input: usize) -> Result<DecoderState> {
@@ -385,18 +382,8 @@ impl Seq2Seq for EncoderDecoder {
         let stack = &self.decoder;
         let tokens = self.tokens(&self.decoder_embed, &tokens.reshape((n, 1))?)?;
         let mut h = stack.embed(&tokens, None, state.position)?;
-        let layers = state.attention_only.unwrap_or(stack.layers.len());
-        let run = stack
-            .layers
-            .iter()
-            .zip(state.layers.iter_mut())
-            .take(layers);
-        let recorded = |i: usize| state.attention_only.is_none_or(|n| i + 1 == n);
-        for (i, (layer, cache)) in run.enumerate() {
-            let attention = match recorded(i) {
-                true => state.cross_attention.as_mut().map(|layers| &mut layers[i]),
-                false => None,
-            };
+        for (i, (layer, cache)) in stack.layers.iter().zip(state.layers.iter_mut()).enumerate() {
+            let attention = state.cross_attention.as_mut().map(|layers| &mut layers[i]);
             h = layer.forward(
                 &h,
                 cache,
@@ -407,12 +394,55 @@ impl Seq2Seq for EncoderDecoder {
             )?;
         }
         state.position += 1;
-        if state.attention_only.is_some() {
-            return Ok(Tensor::zeros((n, 0), DType::F32, h.device())?);
-        }
         let h = stack.finish(h)?.reshape((n, ()))?;
         let logits = self.lm_head.forward(&h)?;
         Ok(logits.to_dtype(DType::F32)?)
+    }
+
+    fn averaged_cross_attention(
+        &self,
+        encoded: &Encoded,
+        inputs: &Tensor,
+        from_top: usize,
+    ) -> Result<Option<Tensor>> {
+        let (rows, steps) = inputs.dims2()?;
+        if steps > self.max_positions {
+            return Err(Error::Setting(format!(
+                "a translation of {steps} tokens exceeds the model's {} positions",
+                self.max_positions
+            )));
+        }
+        let stack = &self.decoder;
+        let layer = stack.layers.len().saturating_sub(from_top.max(1));
+        let Some(recorded) = stack.layers.get(layer) else {
+            return Ok(None);
+        };
+        let source = encoded.hidden.dim(1)?;
+        if rows == 0 || steps == 0 || source == 0 {
+            return Ok(Some(Tensor::zeros(
+                (rows, steps, source),
+                DType::F32,
+                encoded.hidden.device(),
+            )?));
+        }
+        // Those generation made, where this output was generated from.
+        let cross_kv = encoded.cross_key_values(stack.layers.iter(), |layer, hidden| {
+            layer.cross_key_values(hidden)
+        })?;
+        let mut h = stack.embed(&self.tokens(&self.decoder_embed, inputs)?, None, 0)?;
+        let causal = causal_mask(steps, h.dtype(), h.device())?;
+        let cross_mask = additive_mask(&encoded.mask)?;
+        for (below, kv) in stack.layers[..layer].iter().zip(cross_kv) {
+            h = below.forward_sequence(&h, &causal, kv, &cross_mask, &stack.shape)?;
+        }
+        let probabilities = recorded.cross_attention_of_sequence(
+            &h,
+            &causal,
+            &cross_kv[layer].0,
+            &cross_mask,
+            &stack.shape,
+        )?; // [B, H, T, S]
+        Ok(Some(probabilities.to_dtype(DType::F32)?.mean(1)?))
     }
 
     fn special_tokens(&self) -> &SpecialTokens {

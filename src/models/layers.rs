@@ -454,10 +454,40 @@ impl Attention {
 
     /// Keys and values of `x` [B, S, D], split into heads.
     pub fn key_values(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        Ok((
-            self.split_heads(&self.k.forward(x)?)?,
-            self.split_heads(&self.v.forward(x)?)?,
-        ))
+        Ok((self.keys(x)?, self.split_heads(&self.v.forward(x)?)?))
+    }
+
+    /// Keys of `x` [B, S, D], split into heads: [B, H, S, hd].
+    fn keys(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.split_heads(&self.k.forward(x)?)
+    }
+
+    /// softmax(q·kᵀ · scaling + mask) over the last axis, for queries `q` split into heads.
+    fn softmax_scores(
+        &self,
+        q: &Tensor,
+        keys: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        let mut scores = q.matmul(&keys.t()?)?;
+        if self.scaling != 1.0 {
+            scores = (scores * self.scaling)?;
+        }
+        if let Some(mask) = mask {
+            scores = scores.broadcast_add(mask)?;
+        }
+        candle_nn::ops::softmax_last_dim(&scores)
+    }
+
+    /// The attention weights of the queries from `x` [B, T, D] over `keys` [B, H, S, hd] with
+    /// an additive `mask` broadcastable to [B, H, T, S]: [B, H, T, S].
+    pub fn probabilities(
+        &self,
+        x: &Tensor,
+        keys: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        self.softmax_scores(&self.split_heads(&self.q.forward(x)?)?, keys, mask)
     }
 
     /// Attention of the queries from `x` [B, T, D] over `keys`/`values` [B, H, S, hd], with an
@@ -470,16 +500,7 @@ impl Attention {
         mask: Option<&Tensor>,
     ) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        let q = self.split_heads(&self.q.forward(x)?)?;
-        let mut scores = q.matmul(&keys.t()?)?;
-        if self.scaling != 1.0 {
-            scores = (scores * self.scaling)?;
-        }
-        if let Some(mask) = mask {
-            scores = scores.broadcast_add(mask)?;
-        }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let context = probs.matmul(values)?; // [B, H, T, hd]
+        let context = self.probabilities(x, keys, mask)?.matmul(values)?; // [B, H, T, hd]
         let context = context
             .transpose(1, 2)?
             .reshape((b, t, self.heads * self.head_dim))?;
@@ -548,11 +569,7 @@ impl Attention {
             .reshape((inputs, group, self.heads, self.head_dim))?
             .transpose(1, 2)?
             .contiguous()?; // [B, H, group, hd]
-        let mut scores = q.matmul(&keys.t()?)?;
-        if self.scaling != 1.0 {
-            scores = (scores * self.scaling)?;
-        }
-        candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?)
+        self.softmax_scores(&q, keys, Some(mask))
     }
 
     /// Self-attention without cache (the encoder).
@@ -638,6 +655,18 @@ pub fn additive_mask(mask: &Tensor) -> candle_core::Result<Tensor> {
     is_token.where_cond(&zeros, &neg)?.reshape((b, 1, 1, s))
 }
 
+/// Additive causal mask [1, 1, T, T]: position i attends to positions 0..=i.
+pub fn causal_mask(
+    steps: usize,
+    dtype: DType,
+    device: &candle_core::Device,
+) -> candle_core::Result<Tensor> {
+    let mask: Vec<f32> = (0..steps)
+        .flat_map(|i| (0..steps).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    Tensor::from_vec(mask, (1, 1, steps, steps), device)?.to_dtype(dtype)
+}
+
 /// A BART-style encoder layer (Marian, BART, mBART): self-attention and a feed-forward block,
 /// each with a residual connection and a LayerNorm, after it (post-norm) or before it (pre-norm).
 pub struct EncoderLayer {
@@ -679,9 +708,18 @@ impl StackShape {
         f: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
     ) -> candle_core::Result<Tensor> {
         if self.pre_norm {
-            x + f(&norm.forward(x)?)?
+            x + f(&self.sublayer_input(x, norm)?)?
         } else {
             norm.forward(&(x + f(x)?)?)
+        }
+    }
+
+    /// What a residual block's sublayer reads: `norm(x)` (pre-norm) or `x` (post-norm).
+    fn sublayer_input(&self, x: &Tensor, norm: &LayerNorm) -> candle_core::Result<Tensor> {
+        if self.pre_norm {
+            norm.forward(x)
+        } else {
+            Ok(x.clone())
         }
     }
 
@@ -778,6 +816,55 @@ impl DecoderLayer {
     /// Keys and values of the encoder output for this layer's cross-attention.
     pub fn cross_key_values(&self, encoded: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
         self.cross_attn.key_values(encoded)
+    }
+
+    /// The layer over whole targets `h` [B, T, D] at once (teacher forcing): `causal`
+    /// [1, 1, T, T] keeps each position from reading later ones, `cross_kv` are this layer's
+    /// [`DecoderLayer::cross_key_values`] of the encoder output and `cross_mask`
+    /// [B, 1, 1, S] its additive mask.
+    pub(crate) fn forward_sequence(
+        &self,
+        h: &Tensor,
+        causal: &Tensor,
+        (k, v): &(Tensor, Tensor),
+        cross_mask: &Tensor,
+        s: &StackShape,
+    ) -> candle_core::Result<Tensor> {
+        let h = self.self_attend_sequence(h, causal, s)?;
+        let h = s.residual(&h, &self.cross_attn_norm, |x| {
+            self.cross_attn.attend(x, k, v, Some(cross_mask))
+        })?;
+        s.residual(&h, &self.final_norm, |x| {
+            s.feed_forward(x, &self.fc1, &self.fc2)
+        })
+    }
+
+    /// The cross-attention weights [B, H, T, S] this layer gives the source when it reads
+    /// whole targets `h`, with the cross-attention `keys` of its key values (arguments as in
+    /// [`DecoderLayer::forward_sequence`]); nothing after them is computed.
+    pub(crate) fn cross_attention_of_sequence(
+        &self,
+        h: &Tensor,
+        causal: &Tensor,
+        keys: &Tensor,
+        cross_mask: &Tensor,
+        s: &StackShape,
+    ) -> candle_core::Result<Tensor> {
+        let h = self.self_attend_sequence(h, causal, s)?;
+        let queries = s.sublayer_input(&h, &self.cross_attn_norm)?;
+        self.cross_attn
+            .probabilities(&queries, keys, Some(cross_mask))
+    }
+
+    fn self_attend_sequence(
+        &self,
+        h: &Tensor,
+        causal: &Tensor,
+        s: &StackShape,
+    ) -> candle_core::Result<Tensor> {
+        s.residual(h, &self.self_attn_norm, |x| {
+            self.self_attn.self_attend(x, Some(causal))
+        })
     }
 
     /// One decoding step for `h` [N, 1, D]; with `attention`, this step's cross-attention

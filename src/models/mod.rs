@@ -68,6 +68,21 @@ pub trait Seq2Seq: Send + Sync {
     /// Feeds one token per row [N] and returns the next-token logits [N, V] in f32.
     fn decode_step(&self, tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor>;
 
+    /// The cross-attention weights of one decoder layer, `from_top` layers down counting the
+    /// last as 1 (the first where there are fewer), when the decoder reads `inputs` [B, T]
+    /// whole (teacher forcing, causally masked), averaged over the layer's heads: [B, T, S]
+    /// in f32, each row summing to 1 over the source positions. Only the layers up to that
+    /// one run, and no output projection. `None` where a family gives none to align with
+    /// (T5, by this default).
+    fn averaged_cross_attention(
+        &self,
+        _encoded: &Encoded,
+        _inputs: &Tensor,
+        _from_top: usize,
+    ) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
+
     fn special_tokens(&self) -> &SpecialTokens;
 
     /// Number of positions the encoder accepts; longer inputs must be split by the caller.
@@ -82,6 +97,36 @@ pub struct Encoded {
     pub hidden: Tensor,
     /// [B, S], 1 for tokens and 0 for padding (the model's dtype).
     pub mask: Tensor,
+    /// Each decoder layer's cross-attention keys and values [B, H, S, hd] of `hidden`, made on
+    /// first use and shared by every decoding of this output (a generation, then the
+    /// alignment pass reading its result back).
+    cross_key_values: std::sync::OnceLock<Vec<(Tensor, Tensor)>>,
+}
+
+impl Encoded {
+    pub fn new(hidden: Tensor, mask: Tensor) -> Self {
+        Self {
+            hidden,
+            mask,
+            cross_key_values: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The decoder `layers`' cross-attention keys and values of this output, computed by
+    /// `key_values(layer, hidden)` the first time.
+    pub(crate) fn cross_key_values<L>(
+        &self,
+        layers: impl Iterator<Item = L>,
+        key_values: impl Fn(L, &Tensor) -> candle_core::Result<(Tensor, Tensor)>,
+    ) -> Result<&[(Tensor, Tensor)]> {
+        if let Some(made) = self.cross_key_values.get() {
+            return Ok(made);
+        }
+        let made = layers
+            .map(|layer| key_values(layer, &self.hidden))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(self.cross_key_values.get_or_init(|| made))
+    }
 }
 
 /// Per-layer key/value caches of a decoding batch.
@@ -98,10 +143,6 @@ pub struct DecoderState {
     pub(crate) position: usize,
     /// When recording: per decoder layer, each step's cross-attention weights [N, H, S].
     pub(crate) cross_attention: Option<Vec<Vec<Tensor>>>,
-    /// Only this many decoder layers run, the last of them alone recording its attention,
-    /// and no logits are computed: a pass that wants one lower layer's attention (word
-    /// alignment).
-    pub(crate) attention_only: Option<usize>,
 }
 
 pub(crate) struct LayerCache {
@@ -130,21 +171,20 @@ impl DecoderState {
         layers: impl Iterator<Item = L>,
         cross_key_values: impl Fn(L, &Tensor) -> candle_core::Result<(Tensor, Tensor)>,
     ) -> Result<Self> {
-        let layers = layers
-            .map(|layer| {
-                Ok(LayerCache {
-                    self_kv: SelfKv::Empty,
-                    cross_kv: cross_key_values(layer, &encoded.hidden)?,
-                })
+        let layers = encoded
+            .cross_key_values(layers, cross_key_values)?
+            .iter()
+            .map(|kv| LayerCache {
+                self_kv: SelfKv::Empty,
+                cross_kv: kv.clone(),
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
         Ok(DecoderState {
             layers,
             cross_mask: layers::additive_mask(&encoded.mask)?,
             rows_per_input: rows_per_input.max(1),
             position: 0,
             cross_attention: None,
-            attention_only: None,
         })
     }
 
@@ -194,20 +234,6 @@ impl DecoderState {
     /// none), for word alignment. Reordering rows does not reorder what was recorded.
     pub fn record_cross_attention(&mut self) {
         self.cross_attention = Some(vec![Vec::new(); self.layers.len()]);
-    }
-
-    /// Records the cross-attention of decoder layer `layers - 1` alone, and from then on runs
-    /// no layer above it: decode steps return no logits (an empty [N, 0] tensor). A family
-    /// that cannot stop early (T5) ignores it. (Recording a layer computes its weights a
-    /// second time, on the generic path: only the one layer wanted pays for it.)
-    pub fn record_cross_attention_only(&mut self, layers: usize) {
-        self.record_cross_attention();
-        self.attention_only = Some(layers.max(1));
-    }
-
-    /// The number of decoder layers.
-    pub fn layer_count(&self) -> usize {
-        self.layers.len()
     }
 
     /// Per decoder layer, the recorded steps' cross-attention weights [steps, N, H, S]: each

@@ -2,6 +2,7 @@
 //! token ids out, batched by length. The tasks (translate, summarize) are built on it.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::models::Precision;
 use candle_core::{DType, Device, Tensor};
@@ -30,6 +31,19 @@ pub struct Engine {
     /// Inputs allowed in one batch, whatever their length (`--max-batch`); without it, on the
     /// CPU, [`CPU_DECODING_ROWS`] rows (inputs × beams).
     max_batch: Option<usize>,
+    /// Where the time has gone since loading (reported under `-v`).
+    stage_times: std::sync::Mutex<StageTimes>,
+}
+
+/// Time an [`Engine`] has spent in each stage since it was loaded.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StageTimes {
+    /// Running the encoder over the inputs.
+    pub encoding: Duration,
+    /// The decoding search.
+    pub generation: Duration,
+    /// Reading outputs back for word alignment (documents' spans, JSON's `alignment`).
+    pub alignment: Duration,
 }
 
 /// Decoding rows (inputs × beams) of one batch on the CPU when `--max-batch` is not given.
@@ -61,6 +75,7 @@ impl Engine {
             device: device.clone(),
             batch_tokens: 4096,
             max_batch: None,
+            stage_times: Default::default(),
         })
     }
 
@@ -158,97 +173,151 @@ impl Engine {
     /// The `num_return_sequences` best hypotheses for each of `sentences`, with their scores.
     /// Sentences are batched by length; results come back in input order.
     pub fn generate(&self, sentences: &[Vec<u32>]) -> Result<Vec<Vec<Hypothesis>>> {
+        Ok(self
+            .generate_on_pool(sentences, false)?
+            .into_iter()
+            .map(|(hypotheses, _)| hypotheses)
+            .collect())
+    }
+
+    /// [`Engine::generate`], each sentence with its best hypothesis's alignment attention (as
+    /// [`Engine::alignment_attention`] gives it). Each batch is read back right after it is
+    /// generated, from the encoder output the generation used.
+    pub fn generate_aligned(&self, sentences: &[Vec<u32>]) -> Result<Vec<Generated>> {
+        self.generate_on_pool(sentences, true)
+    }
+
+    fn generate_on_pool(&self, sentences: &[Vec<u32>], align: bool) -> Result<Vec<Generated>> {
         // On a thread of rayon's pool. Called from outside it, each of a step's dozens of
         // parallel loops is handed to the pool while this thread sleeps and wakes again; from
         // inside, they fork and join in place (one sentence at a time: 20 -> 18 s, sys time
         // 3.4 -> 1.3 s).
-        rayon::scope(|_| self.generate_on_pool(sentences))
-    }
-
-    fn generate_on_pool(&self, sentences: &[Vec<u32>]) -> Result<Vec<Vec<Hypothesis>>> {
-        let mut order: Vec<usize> = (0..sentences.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(sentences[i].len()));
-        let mut results = vec![Vec::new(); sentences.len()];
-        let mut start = 0;
-        let max_batch = self.inputs_per_batch();
-        while start < order.len() {
-            // Longest first, so the first sentence of a batch sets its padded width.
-            let width = sentences[order[start]].len().max(1);
-            let count = (self.batch_tokens / width)
-                .clamp(1, max_batch)
-                .min(order.len() - start);
-            let batch = &order[start..start + count];
-            let generated = self.generate_batch(batch.iter().map(|&i| sentences[i].as_slice()))?;
-            for (&i, ids) in batch.iter().zip(generated) {
-                results[i] = ids;
-            }
-            start += count;
-        }
-        Ok(results)
-    }
-
-    fn generate_batch<'a>(
-        &self,
-        batch: impl ExactSizeIterator<Item = &'a [u32]> + Clone,
-    ) -> Result<Vec<Vec<Hypothesis>>> {
-        let encoded = self.encode_batch(batch)?;
-        generation::generate(self.model.as_ref(), &encoded, &self.settings)
-    }
-
-    /// For each (source ids, generated ids) pair, the cross-attention the decoder gives the
-    /// source when it reads the generated ids back (teacher forcing): one row per generated
-    /// token after the decoder start, over the source tokens, averaged over the heads of the
-    /// [`ALIGNMENT_LAYER_FROM_TOP`]. Beam search reorders its rows as it goes, so the chosen output's
-    /// attention is recomputed here rather than recorded during the search.
-    pub fn alignment_attention(&self, pairs: &[(&[u32], &[u32])]) -> Result<Vec<Vec<Vec<f32>>>> {
         rayon::scope(|_| {
-            let mut results = Vec::with_capacity(pairs.len());
-            for batch in pairs.chunks(ALIGNMENT_BATCH) {
-                results.extend(self.alignment_batch(batch)?);
+            let mut order: Vec<usize> = (0..sentences.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(sentences[i].len()));
+            let mut results = vec![Generated::default(); sentences.len()];
+            let mut start = 0;
+            let max_batch = self.inputs_per_batch();
+            while start < order.len() {
+                // Longest first, so the first sentence of a batch sets its padded width.
+                let width = sentences[order[start]].len().max(1);
+                let count = (self.batch_tokens / width)
+                    .clamp(1, max_batch)
+                    .min(order.len() - start);
+                let batch = &order[start..start + count];
+                let generated =
+                    self.generate_batch(batch.iter().map(|&i| sentences[i].as_slice()), align)?;
+                for (&i, one) in batch.iter().zip(generated) {
+                    results[i] = one;
+                }
+                start += count;
             }
             Ok(results)
         })
     }
 
-    fn alignment_batch(&self, batch: &[(&[u32], &[u32])]) -> Result<Vec<Vec<Vec<f32>>>> {
-        let encoded = self.encode_batch(batch.iter().map(|(source, _)| *source))?;
-        let mut state = self.model.start_decoding(&encoded, 1)?;
-        // The layers above the one averaged, and the output projection, are not run.
-        let layer = state.layer_count().saturating_sub(ALIGNMENT_LAYER_FROM_TOP);
-        state.record_cross_attention_only(layer + 1);
-        // Each row reads its ids but the last (whose step would predict past the end);
-        // shorter rows read padding, whose steps are not kept.
-        let steps = batch
+    /// The time spent so far in each stage.
+    pub fn stage_times(&self) -> StageTimes {
+        *self.stage_times.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f`, adding its time to the stage `pick` chooses.
+    fn timed<R>(&self, pick: fn(&mut StageTimes) -> &mut Duration, f: impl FnOnce() -> R) -> R {
+        let started = Instant::now();
+        let result = f();
+        *pick(&mut self.stage_times.lock().unwrap_or_else(|e| e.into_inner())) += started.elapsed();
+        result
+    }
+
+    fn generate_batch<'a>(
+        &self,
+        batch: impl ExactSizeIterator<Item = &'a [u32]> + Clone,
+        align: bool,
+    ) -> Result<Vec<Generated>> {
+        let encoded = self.encode_batch(batch.clone())?;
+        let hypotheses = self.timed(
+            |t| &mut t.generation,
+            || generation::generate(self.model.as_ref(), &encoded, &self.settings),
+        )?;
+        let attention = match align {
+            true => {
+                let pairs: Vec<(&[u32], &[u32])> = batch
+                    .zip(&hypotheses)
+                    .map(|(source, h)| (source, h.first().map_or(&[][..], |h| h.ids.as_slice())))
+                    .collect();
+                self.read_back(&encoded, &pairs)?
+            }
+            false => vec![Vec::new(); hypotheses.len()],
+        };
+        Ok(hypotheses.into_iter().zip(attention).collect())
+    }
+
+    /// For each (source ids, generated ids) pair, the cross-attention the decoder gives the
+    /// source when it reads the generated ids back (teacher forcing): one row per generated
+    /// token after the decoder start, over the source tokens, averaged over the heads of the
+    /// [`ALIGNMENT_LAYER_FROM_TOP`]. Beam search reorders its rows as it goes, so the chosen
+    /// output's attention is recomputed, one forward pass per batch, rather than recorded
+    /// during the search.
+    pub fn alignment_attention(&self, pairs: &[(&[u32], &[u32])]) -> Result<Vec<Vec<Vec<f32>>>> {
+        // Longest first, so that a batch's rows need little padding; results in input order.
+        let mut order: Vec<usize> = (0..pairs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse((pairs[i].0.len(), pairs[i].1.len())));
+        rayon::scope(|_| {
+            let mut results = vec![Vec::new(); pairs.len()];
+            for batch in order.chunks(ALIGNMENT_BATCH) {
+                let rows: Vec<(&[u32], &[u32])> = batch.iter().map(|&i| pairs[i]).collect();
+                let encoded = self.encode_batch(rows.iter().map(|(source, _)| *source))?;
+                for (&i, attention) in batch.iter().zip(self.read_back(&encoded, &rows)?) {
+                    results[i] = attention;
+                }
+            }
+            Ok(results)
+        })
+    }
+
+    /// [`Engine::alignment_attention`] of `pairs` whose sources `encoded` holds, in order.
+    fn read_back(
+        &self,
+        encoded: &models::Encoded,
+        pairs: &[(&[u32], &[u32])],
+    ) -> Result<Vec<Vec<Vec<f32>>>> {
+        self.timed(
+            |t| &mut t.alignment,
+            || self.teacher_forced_attention(encoded, pairs),
+        )
+    }
+
+    fn teacher_forced_attention(
+        &self,
+        encoded: &models::Encoded,
+        pairs: &[(&[u32], &[u32])],
+    ) -> Result<Vec<Vec<Vec<f32>>>> {
+        // Each row reads its ids but the last (whose step would predict past the end),
+        // right-padded; the causal mask keeps a row's padding from its real positions.
+        let steps = pairs
             .iter()
             .map(|(_, target)| target.len().saturating_sub(1))
             .max()
             .unwrap_or(0);
         let pad = self.model.special_tokens().pad;
-        for step in 0..steps {
-            let tokens: Vec<u32> = batch
-                .iter()
-                .map(|(_, target)| match target.get(step) {
-                    Some(&id) if step + 1 < target.len() => id,
-                    _ => pad,
-                })
-                .collect();
-            let tokens = Tensor::new(tokens, &self.device)?;
-            self.model.decode_step(&tokens, &mut state)?;
+        let mut inputs = Vec::with_capacity(pairs.len() * steps);
+        for (_, target) in pairs {
+            let read = &target[..target.len().saturating_sub(1)];
+            inputs.extend_from_slice(read);
+            inputs.extend(std::iter::repeat_n(pad, steps - read.len()));
         }
-        // The one layer recorded.
-        let Some(recorded) = state.cross_attention()?.pop() else {
-            // A model that records none (T5) or an empty generation: no attention to give.
-            return Ok(batch.iter().map(|_| Vec::new()).collect());
+        let inputs = Tensor::from_vec(inputs, (pairs.len(), steps), &self.device)?;
+        let Some(averaged) =
+            self.model
+                .averaged_cross_attention(encoded, &inputs, ALIGNMENT_LAYER_FROM_TOP)?
+        else {
+            // A model that gives none (T5): no attention to align with.
+            return Ok(pairs.iter().map(|_| Vec::new()).collect());
         };
-        // [steps, N, H, S] → [N, steps, S]
-        let averaged = recorded
-            .to_dtype(DType::F32)?
-            .mean(2)?
-            .transpose(0, 1)?
-            .to_vec3::<f32>()?;
         Ok(averaged
+            .to_vec3::<f32>()?
             .into_iter()
-            .zip(batch)
+            .zip(pairs)
             .map(|(mut rows, (source, target))| {
                 rows.truncate(target.len().saturating_sub(1));
                 for row in &mut rows {
@@ -277,9 +346,13 @@ impl Engine {
         }
         let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
         let mask = Tensor::from_vec(mask, (rows, width), &self.device)?.to_dtype(DType::F32)?;
-        self.model.encode(&ids, &mask)
+        self.timed(|t| &mut t.encoding, || self.model.encode(&ids, &mask))
     }
 }
+
+/// A sentence's hypotheses, best first, and where asked the best one's alignment attention
+/// ([`Engine::generate_aligned`]).
+pub type Generated = (Vec<Hypothesis>, Vec<Vec<f32>>);
 
 /// The decoder layer whose heads word alignment averages, counted from the top: the one below
 /// the last, the layer whose averaged cross-attention aligns best in a Transformer trained
@@ -287,8 +360,9 @@ impl Engine {
 /// Translate"); with one layer, that layer.
 pub const ALIGNMENT_LAYER_FROM_TOP: usize = 2;
 
-/// Sentences per teacher-forced batch when aligning: as many rows as a decoding batch on
-/// the CPU, since each step's fixed cost, not its arithmetic, is most of the pass.
+/// Sentences per teacher-forced batch when aligning: each is read whole, so a batch's
+/// products have sentences × target tokens rows, and its attention weights
+/// sentences × heads × target × source values.
 const ALIGNMENT_BATCH: usize = CPU_DECODING_ROWS;
 
 /// Generation settings, layered, resolved against the model's facts.

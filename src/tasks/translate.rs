@@ -255,10 +255,18 @@ impl Translator {
                 owner.push((i, range));
             }
         }
-        let generated = self.engine.generate(&pieces)?;
-        let piece_alignments = match words {
-            Words::Aligned => self.align_pieces(sentences, &owner, &pieces, &generated)?,
-            Words::Unaligned => vec![Vec::new(); pieces.len()],
+        let (generated, piece_alignments) = match words {
+            Words::Aligned => {
+                let (generated, attention): (Vec<_>, Vec<_>) =
+                    self.engine.generate_aligned(&pieces)?.into_iter().unzip();
+                let alignments =
+                    self.align_pieces(sentences, &owner, &pieces, &generated, attention)?;
+                (generated, alignments)
+            }
+            Words::Unaligned => (
+                self.engine.generate(&pieces)?,
+                vec![Vec::new(); pieces.len()],
+            ),
         };
         // Per sentence, per returned sequence: the joined text, the sum of scores, the pieces.
         let returned = self.settings().num_return_sequences;
@@ -308,13 +316,14 @@ impl Translator {
     }
 
     /// Each piece's word alignment with its best translation (word indices within the piece's
-    /// source text and its decoded translation).
+    /// source text and its decoded translation), from that translation's `attention`.
     fn align_pieces(
         &self,
         sentences: &[&str],
         owner: &[(usize, std::ops::Range<usize>)],
         pieces: &[Vec<u32>],
         generated: &[Vec<crate::generation::Hypothesis>],
+        attention: Vec<Vec<Vec<f32>>>,
     ) -> Result<Vec<Vec<(usize, usize)>>> {
         use text::alignment;
         let best: Vec<&[u32]> = generated
@@ -326,7 +335,6 @@ impl Translator {
             .map(Vec::as_slice)
             .zip(best.iter().copied())
             .collect();
-        let attention = self.engine.alignment_attention(&pairs)?;
         // What the tokenizer puts around any text: tokens before it and after it.
         let empty = self.tokenizer().encode("")?;
         let mut out = Vec::with_capacity(pieces.len());

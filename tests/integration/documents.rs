@@ -195,6 +195,43 @@ fn json_sentences_carry_their_word_alignment() {
     }
 }
 
+/// `-v` says where the time went: a document with spans pays for the alignment pass, plain
+/// text for none.
+#[test]
+fn verbose_reports_the_time_of_the_alignment_pass() {
+    let (s, _) = greedy_reference();
+    let dir = tempfile::tempdir().unwrap();
+    let alignment_seconds = |name: &str, content: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        let out = dragoman()
+            .args(["translate", "-v", "--model"])
+            .arg(fixture("fr-en"))
+            .args(GREEDY)
+            .arg(&path)
+            .assert()
+            .success();
+        let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("dragoman: time in encoding "))
+            .unwrap_or_else(|| panic!("no stage times: {stderr}"));
+        let seconds = |stage: &str| -> f64 {
+            let rest = &line[line.find(stage).unwrap_or_else(|| panic!("{line}")) + stage.len()..];
+            rest.trim_start()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert!(seconds("generation") > 0.0, "{line}");
+        seconds("word alignment")
+    };
+    assert!(alignment_seconds("page.html", format!("<p>{} <b>{}</b></p>\n", s[1], s[3])) > 0.0);
+    assert_eq!(alignment_seconds("plain.txt", format!("{}\n", s[1])), 0.0);
+}
+
 #[test]
 fn serve_answers_a_document_as_the_cli_prints_it() {
     let (s, _) = greedy_reference();

@@ -510,7 +510,8 @@ fn multi_target_marian_takes_its_target_token_before_each_sentence() {
 
 /// The attention word alignment uses (the heads of the layer below the last, averaged, from a
 /// batched teacher-forced pass) is transformers' `cross_attentions` of that layer averaged
-/// over its heads, to 1e-4, for every step and source position.
+/// over its heads, to 1e-4, for every step and source position: post-norm (Marian) and
+/// pre-norm (m2m100) layers.
 #[test]
 fn alignment_attention_is_transformers_averaged() {
     #[derive(serde::Deserialize)]
@@ -523,7 +524,7 @@ fn alignment_attention_is_transformers_averaged() {
     struct Reference {
         sentences: Vec<Sentence>,
     }
-    for name in ["fr-en", "fr-zle"] {
+    for name in ["fr-en", "fr-zle", "m2m100/m2m100"] {
         let dir = fixture(name);
         let text = std::fs::read_to_string(dir.join("cross_attentions.json")).unwrap();
         let reference: Reference = serde_json::from_str(&text).unwrap();
@@ -654,7 +655,7 @@ fn recorded_cross_attention_is_transformers() {
     struct Reference {
         sentences: Vec<Sentence>,
     }
-    for name in ["fr-en", "fr-zle"] {
+    for name in ["fr-en", "fr-zle", "m2m100/m2m100"] {
         let dir = fixture(name);
         let text = std::fs::read_to_string(dir.join("cross_attentions.json")).unwrap();
         let reference: Reference = serde_json::from_str(&text).unwrap();

@@ -290,10 +290,7 @@ impl Seq2Seq for T5 {
             h = (h + block.self_attn.self_attend(&x, Some(&bias))?)?;
             h = (&h + block.ff.forward(&block.ff_norm.forward(&h)?, act)?)?;
         }
-        Ok(Encoded {
-            hidden: self.encoder_norm.forward(&h)?,
-            mask,
-        })
+        Ok(Encoded::new(self.encoder_norm.forward(&h)?, mask))
     }
 
     fn start_decoding(&self, encoded: &Encoded, rows_per_input: usize) -> Result<DecoderState> {
