@@ -322,6 +322,7 @@ fn words_outside_tags(text: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::documents::testing::spans_of;
 
     #[test]
     fn lines_are_wrapped_at_42_visible_characters_on_two_lines_where_they_fit() {
@@ -359,17 +360,7 @@ mod tests {
         assert_eq!(read.blocks.len(), 1, "no cue but the last ends a sentence");
         let block = &read.blocks[0];
         assert_eq!(block.text, "Le chat dort sur le canapé. Il rêve & ronfle.");
-        let tags: Vec<(&str, &str, &str)> = block
-            .spans
-            .iter()
-            .map(|s| {
-                (
-                    &block.text[s.range.clone()],
-                    s.open.as_str(),
-                    s.close.as_str(),
-                )
-            })
-            .collect();
+        let tags = spans_of(block);
         assert_eq!(
             tags,
             [

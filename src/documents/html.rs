@@ -500,20 +500,10 @@ impl Document for Html {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::documents::line_breaks_as_spaces;
+    use crate::documents::testing::{self, spans_of};
 
-    /// Each block uppercased in place (its spans on the same bytes).
     fn shout(source: &str) -> String {
-        let page = Html::read(source);
-        let translated: Vec<TranslatedBlock> = page
-            .blocks()
-            .iter()
-            .map(|b| TranslatedBlock {
-                text: line_breaks_as_spaces(&b.text).to_uppercase(),
-                spans: b.spans.iter().map(|s| s.range.clone()).collect(),
-            })
-            .collect();
-        String::from_utf8(page.write(&translated, "en")).unwrap()
+        testing::shout(&Html::read(source))
     }
 
     #[test]
@@ -525,17 +515,7 @@ mod tests {
             panic!("{:?}", page.blocks())
         };
         assert_eq!(block.text, "Un texte\n  en gras et un lien.");
-        let spans: Vec<(&str, &str, &str)> = block
-            .spans
-            .iter()
-            .map(|s| {
-                (
-                    &block.text[s.range.clone()],
-                    s.open.as_str(),
-                    s.close.as_str(),
-                )
-            })
-            .collect();
+        let spans = spans_of(block);
         assert_eq!(
             spans,
             [

@@ -317,21 +317,10 @@ impl Document for Markdown {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::documents::line_breaks_as_spaces;
+    use crate::documents::testing::{self, spans_of};
 
-    /// Each block's text uppercased, spans left on the same characters (an uppercased
-    /// text keeps its byte offsets for ASCII and the French letters used here).
     fn shout(source: &str) -> String {
-        let doc = Markdown::read(source);
-        let translated: Vec<TranslatedBlock> = doc
-            .blocks()
-            .iter()
-            .map(|b| TranslatedBlock {
-                text: line_breaks_as_spaces(&b.text).to_uppercase(),
-                spans: b.spans.iter().map(|s| s.range.clone()).collect(),
-            })
-            .collect();
-        String::from_utf8(doc.write(&translated, "en")).unwrap()
+        testing::shout(&Markdown::read(source))
     }
 
     #[test]
@@ -343,17 +332,7 @@ mod tests {
             panic!("{:?}", doc.blocks())
         };
         assert_eq!(block.text, "Un texte en gras et un lien, sur deux lignes.");
-        let spans: Vec<(&str, &str, &str)> = block
-            .spans
-            .iter()
-            .map(|s| {
-                (
-                    &block.text[s.range.clone()],
-                    s.open.as_str(),
-                    s.close.as_str(),
-                )
-            })
-            .collect();
+        let spans = spans_of(block);
         assert_eq!(
             spans,
             [

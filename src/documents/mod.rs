@@ -345,6 +345,42 @@ pub fn line_breaks_as_spaces(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// What the formats' unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// `document` written back with each block's text uppercased, as the pipeline feeds it
+    /// (line breaks as spaces), its spans on the same bytes: uppercasing keeps the byte
+    /// offsets of ASCII and of the French letters the tests use.
+    pub fn shout(document: &dyn Document) -> String {
+        let translated: Vec<TranslatedBlock> = document
+            .blocks()
+            .iter()
+            .map(|b| TranslatedBlock {
+                text: line_breaks_as_spaces(&b.text).to_uppercase(),
+                spans: b.spans.iter().map(|s| s.range.clone()).collect(),
+            })
+            .collect();
+        String::from_utf8(document.write(&translated, "en")).unwrap()
+    }
+
+    /// Each of `block`'s spans as (the text it covers, its opening bytes, its closing bytes).
+    pub fn spans_of(block: &Block) -> Vec<(&str, &str, &str)> {
+        block
+            .spans
+            .iter()
+            .map(|s| {
+                (
+                    &block.text[s.range.clone()],
+                    s.open.as_str(),
+                    s.close.as_str(),
+                )
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,18 +109,10 @@ impl Document for Vtt {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::documents::testing;
 
     fn shout(source: &str) -> String {
-        let vtt = Vtt::read(source).unwrap();
-        let placed: Vec<TranslatedBlock> = vtt
-            .blocks()
-            .iter()
-            .map(|b| TranslatedBlock {
-                text: b.text.to_uppercase(),
-                spans: b.spans.iter().map(|s| s.range.clone()).collect(),
-            })
-            .collect();
-        String::from_utf8(vtt.write(&placed, "en")).unwrap()
+        testing::shout(&Vtt::read(source).unwrap())
     }
 
     #[test]
