@@ -683,12 +683,6 @@ fn print_table(rows: &[Row], n: usize, o: &Options) {
     .unwrap();
 }
 
-/// A document's overhead over its plain text: the sentences as an HTML page and a Markdown
-/// file (paragraphs of three sentences, each with a bold word and a link, so every paragraph
-/// is aligned and its spans carried over), against the same paragraphs' text in a plain file,
-/// one per line. Each is translated by a whole `dragoman translate` process with the user's
-/// defaults (f32, the model's beams), in interleaved rounds; the overhead is the median of
-/// each round's ratio.
 /// The word-alignment seconds of a `dragoman -v` run's stage-times line in `log`.
 fn alignment_seconds(log: &Path) -> f64 {
     let text = std::fs::read_to_string(log).unwrap();
@@ -700,14 +694,34 @@ fn alignment_seconds(log: &Path) -> f64 {
     after.split(' ').next().unwrap_or("").parse().unwrap_or(0.0)
 }
 
+/// A document's overhead over its plain text: the sentences as an HTML page and a Markdown
+/// file (paragraphs of three sentences, each opening with a bold word and a link, so the
+/// first sentence of every paragraph is aligned and its spans carried over), and as an HTML
+/// page with a bold word in every sentence, against the same paragraphs' text in a plain
+/// file, one per line. Each is translated by a whole `dragoman translate -v` process with
+/// the user's defaults (f32, the model's beams), in interleaved rounds; the overhead is
+/// given from the fastest rounds and as the median of each round's ratio, beside the
+/// alignment pass's own time.
 fn documents(model: &Path, sentences: &Path, work: &Path, o: &Options) {
     let text = std::fs::read_to_string(sentences).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let paragraphs: Vec<String> = lines.chunks(3).map(|c| c.join(" ")).collect();
-    let (mut html, mut markdown) = (
-        String::from("<!DOCTYPE html>\n<html lang=\"fr\"><body>\n"),
-        String::new(),
-    );
+    let page_start = "<!DOCTYPE html>\n<html lang=\"fr\"><body>\n";
+    let (mut html, mut markdown) = (String::from(page_start), String::new());
+    // The same paragraphs with a bold word opening every sentence: each sentence pays for
+    // the alignment pass (in the others, only a paragraph's first sentence holds spans).
+    let mut dense = String::from(page_start);
+    for chunk in lines.chunks(3) {
+        let sentences: Vec<String> = chunk
+            .iter()
+            .map(|line| match line.split_once(' ') {
+                Some((first, rest)) => format!("<b>{first}</b> {rest}"),
+                None => format!("<b>{line}</b>"),
+            })
+            .collect();
+        dense.push_str(&format!("<p>{}</p>\n", sentences.join(" ")));
+    }
+    dense.push_str("</body></html>\n");
     for paragraph in &paragraphs {
         let words: Vec<&str> = paragraph.split(' ').collect();
         let (first, rest) = words.split_at(1.min(words.len()));
@@ -734,6 +748,11 @@ fn documents(model: &Path, sentences: &Path, work: &Path, o: &Options) {
         ),
         ("HTML", work.join("page.html"), html),
         ("Markdown", work.join("page.md"), markdown),
+        (
+            "HTML, a span in every sentence",
+            work.join("dense.html"),
+            dense,
+        ),
     ];
     for (_, path, content) in &files {
         std::fs::write(path, content).unwrap();

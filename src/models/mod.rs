@@ -112,6 +112,24 @@ impl Encoded {
         }
     }
 
+    /// The inputs `rows` of this output, with their cross-attention keys and values where
+    /// they are made already.
+    pub fn select(&self, rows: &[u32]) -> Result<Self> {
+        let index = Tensor::new(rows, self.hidden.device())?;
+        let selected = Self::new(
+            self.hidden.index_select(&index, 0)?,
+            self.mask.index_select(&index, 0)?,
+        );
+        if let Some(made) = self.cross_key_values.get() {
+            let narrowed = made
+                .iter()
+                .map(|(k, v)| Ok((k.index_select(&index, 0)?, v.index_select(&index, 0)?)))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let _ = selected.cross_key_values.set(narrowed);
+        }
+        Ok(selected)
+    }
+
     /// The decoder `layers`' cross-attention keys and values of this output, computed by
     /// `key_values(layer, hidden)` the first time.
     pub(crate) fn cross_key_values<L>(

@@ -174,20 +174,25 @@ impl Engine {
     /// Sentences are batched by length; results come back in input order.
     pub fn generate(&self, sentences: &[Vec<u32>]) -> Result<Vec<Vec<Hypothesis>>> {
         Ok(self
-            .generate_on_pool(sentences, false)?
+            .generate_on_pool(sentences, &[])?
             .into_iter()
             .map(|(hypotheses, _)| hypotheses)
             .collect())
     }
 
-    /// [`Engine::generate`], each sentence with its best hypothesis's alignment attention (as
-    /// [`Engine::alignment_attention`] gives it). Each batch is read back right after it is
-    /// generated, from the encoder output the generation used.
-    pub fn generate_aligned(&self, sentences: &[Vec<u32>]) -> Result<Vec<Generated>> {
-        self.generate_on_pool(sentences, true)
+    /// [`Engine::generate`], each sentence that `aligned` marks with its best hypothesis's
+    /// alignment attention (as [`Engine::alignment_attention`] gives it; the others get none).
+    /// Each batch is read back right after it is generated, from the encoder output the
+    /// generation used.
+    pub fn generate_aligned(
+        &self,
+        sentences: &[Vec<u32>],
+        aligned: &[bool],
+    ) -> Result<Vec<Generated>> {
+        self.generate_on_pool(sentences, aligned)
     }
 
-    fn generate_on_pool(&self, sentences: &[Vec<u32>], align: bool) -> Result<Vec<Generated>> {
+    fn generate_on_pool(&self, sentences: &[Vec<u32>], aligned: &[bool]) -> Result<Vec<Generated>> {
         // On a thread of rayon's pool. Called from outside it, each of a step's dozens of
         // parallel loops is handed to the pool while this thread sleeps and wakes again; from
         // inside, they fork and join in place (one sentence at a time: 20 -> 18 s, sys time
@@ -205,8 +210,7 @@ impl Engine {
                     .clamp(1, max_batch)
                     .min(order.len() - start);
                 let batch = &order[start..start + count];
-                let generated =
-                    self.generate_batch(batch.iter().map(|&i| sentences[i].as_slice()), align)?;
+                let generated = self.generate_batch(batch, sentences, aligned)?;
                 for (&i, one) in batch.iter().zip(generated) {
                     results[i] = one;
                 }
@@ -229,26 +233,43 @@ impl Engine {
         result
     }
 
-    fn generate_batch<'a>(
+    /// Generates `sentences[i]` for each `i` of `batch`, reading back those `aligned` marks.
+    fn generate_batch(
         &self,
-        batch: impl ExactSizeIterator<Item = &'a [u32]> + Clone,
-        align: bool,
+        batch: &[usize],
+        sentences: &[Vec<u32>],
+        aligned: &[bool],
     ) -> Result<Vec<Generated>> {
-        let encoded = self.encode_batch(batch.clone())?;
+        let encoded = self.encode_batch(batch.iter().map(|&i| sentences[i].as_slice()))?;
         let hypotheses = self.timed(
             |t| &mut t.generation,
             || generation::generate(self.model.as_ref(), &encoded, &self.settings),
         )?;
-        let attention = match align {
-            true => {
-                let pairs: Vec<(&[u32], &[u32])> = batch
-                    .zip(&hypotheses)
-                    .map(|(source, h)| (source, h.first().map_or(&[][..], |h| h.ids.as_slice())))
-                    .collect();
-                self.read_back(&encoded, &pairs)?
+        let mut attention = vec![Vec::new(); hypotheses.len()];
+        let rows: Vec<u32> = (0..batch.len() as u32)
+            .filter(|&row| aligned.get(batch[row as usize]).copied().unwrap_or(false))
+            .collect();
+        if !rows.is_empty() {
+            let pairs: Vec<(&[u32], &[u32])> = rows
+                .iter()
+                .map(|&row| {
+                    let best = hypotheses[row as usize].first();
+                    (
+                        sentences[batch[row as usize]].as_slice(),
+                        best.map_or(&[][..], |h| h.ids.as_slice()),
+                    )
+                })
+                .collect();
+            // Only the rows to align are read back: the batch's encoder output narrowed to
+            // them where some are left out.
+            let read = match rows.len() == batch.len() {
+                true => self.read_back(&encoded, &pairs)?,
+                false => self.read_back(&encoded.select(&rows)?, &pairs)?,
+            };
+            for (&row, one) in rows.iter().zip(read) {
+                attention[row as usize] = one;
             }
-            false => vec![Vec::new(); hypotheses.len()],
-        };
+        }
         Ok(hypotheses.into_iter().zip(attention).collect())
     }
 

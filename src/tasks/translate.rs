@@ -10,7 +10,8 @@ use crate::documents::{self, Block, TranslatedBlock};
 use crate::error::{Error, Result};
 use crate::generation::{GenerationOverrides, GenerationSettings};
 use crate::languages::{self, Scheme};
-use crate::text::{self, transfer};
+use crate::text;
+use crate::text::transfer::{self, Segments};
 use crate::tokenizer::Tokenizer;
 
 /// Where notes for the user (long sentences split, …) go; the CLI prints them on stderr.
@@ -218,6 +219,19 @@ impl Translator {
         sentences: &[&str],
         words: Words,
     ) -> Result<Vec<Translation>> {
+        self.translate_sentences_aligning(
+            sentences,
+            &vec![words == Words::Aligned; sentences.len()],
+        )
+    }
+
+    /// [`Translator::translate_sentences`], aligning the words of the sentences `aligned`
+    /// marks (the others get an empty alignment).
+    fn translate_sentences_aligning(
+        &self,
+        sentences: &[&str],
+        aligned: &[bool],
+    ) -> Result<Vec<Translation>> {
         // A sentence longer than the encoder accepts is cut at clause boundaries first and
         // its pieces translated separately, with a note; never silently truncated.
         let limit = self.engine.max_input_tokens();
@@ -255,18 +269,24 @@ impl Translator {
                 owner.push((i, range));
             }
         }
-        let (generated, piece_alignments) = match words {
-            Words::Aligned => {
-                let (generated, attention): (Vec<_>, Vec<_>) =
-                    self.engine.generate_aligned(&pieces)?.into_iter().unzip();
-                let alignments =
-                    self.align_pieces(sentences, &owner, &pieces, &generated, attention)?;
-                (generated, alignments)
-            }
-            Words::Unaligned => (
+        let wanted: Vec<bool> = owner
+            .iter()
+            .map(|(i, _)| aligned.get(*i).copied().unwrap_or(false))
+            .collect();
+        let (generated, piece_alignments) = if wanted.contains(&true) {
+            let (generated, attention): (Vec<_>, Vec<_>) = self
+                .engine
+                .generate_aligned(&pieces, &wanted)?
+                .into_iter()
+                .unzip();
+            let alignments =
+                self.align_pieces(sentences, &owner, &pieces, &generated, attention)?;
+            (generated, alignments)
+        } else {
+            (
                 self.engine.generate(&pieces)?,
                 vec![Vec::new(); pieces.len()],
-            ),
+            )
         };
         // Per sentence, per returned sequence: the joined text, the sum of scores, the pieces.
         let returned = self.settings().num_return_sequences;
@@ -341,6 +361,11 @@ impl Translator {
         for (((i, range), (source_ids, target_ids)), attention) in
             owner.iter().zip(&pairs).zip(attention)
         {
+            if attention.is_empty() {
+                // Not asked for (or a model that gives none).
+                out.push(Vec::new());
+                continue;
+            }
             let source = &sentences[*i][range.clone()];
             let plain = self.tokenizer().encode(source)?;
             let common = empty.iter().zip(&plain).take_while(|(a, b)| a == b).count();
@@ -391,16 +416,34 @@ impl Translator {
         lines: &[&str],
         words: Words,
     ) -> Result<Vec<TranslatedLine>> {
+        self.translate_lines_aligning(lines, |_, _| words == Words::Aligned)
+    }
+
+    /// [`Translator::translate_lines_aligned`], aligning the words of the sentences for which
+    /// `aligned(line index, the sentence's byte range in the line)` holds.
+    fn translate_lines_aligning(
+        &self,
+        lines: &[&str],
+        aligned: impl Fn(usize, std::ops::Range<usize>) -> bool,
+    ) -> Result<Vec<TranslatedLine>> {
         let mut sentences: Vec<&str> = Vec::new();
+        let mut wanted: Vec<bool> = Vec::new();
         let mut layouts = Vec::with_capacity(lines.len());
-        for line in lines {
+        for (index, line) in lines.iter().enumerate() {
             let layout = text::LineLayout::of(line);
-            let ranges = text::split_sentences(layout.content(line));
+            let content = layout.content(line);
+            let content_start = content.as_ptr() as usize - line.as_ptr() as usize;
+            let ranges = text::split_sentences(content);
             let first = sentences.len();
-            sentences.extend(ranges.iter().map(|r| &layout.content(line)[r.clone()]));
+            sentences.extend(ranges.iter().map(|r| &content[r.clone()]));
+            wanted.extend(
+                ranges
+                    .iter()
+                    .map(|r| aligned(index, content_start + r.start..content_start + r.end)),
+            );
             layouts.push((layout, ranges, first));
         }
-        let translated = self.translate_sentences(&sentences, words)?;
+        let translated = self.translate_sentences_aligning(&sentences, &wanted)?;
         Ok(lines
             .iter()
             .zip(layouts)
@@ -457,40 +500,33 @@ impl Translator {
 
     /// Translates a document's blocks: each block's text (its line breaks white space) as a
     /// line of plain text is translated, then its spans carried onto the translation by word
-    /// alignment. Blocks without spans are aligned only when `words` asks for it.
+    /// alignment. Only the sentences a span touches are aligned, unless `words` asks for all.
     pub fn translate_blocks(
         &self,
         blocks: &[Block],
         words: Words,
     ) -> Result<Vec<(TranslatedBlock, TranslatedLine)>> {
-        let needs = |b: &Block| words == Words::Aligned || !b.spans.is_empty();
         let texts: Vec<std::borrow::Cow<str>> = blocks
             .iter()
             .map(|b| documents::line_breaks_as_spaces(&b.text))
             .collect();
-        let pick = |aligned: bool| -> Vec<&str> {
-            blocks
-                .iter()
-                .zip(&texts)
-                .filter(|(b, _)| needs(b) == aligned)
-                .map(|(_, t)| t.as_ref())
-                .collect()
+        let lines: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
+        // A sentence's words are aligned where a span has to be placed in it: one overlaps or
+        // touches it, or the block's spans share out all its text (cues, runs).
+        let aligned = |index: usize, sentence: std::ops::Range<usize>| {
+            let block = &blocks[index];
+            words == Words::Aligned
+                || (block.segments != Segments::None && !block.spans.is_empty())
+                || block
+                    .spans
+                    .iter()
+                    .any(|s| s.range.start <= sentence.end && sentence.start <= s.range.end)
         };
-        let mut aligned = self
-            .translate_lines_aligned(&pick(true), Words::Aligned)?
-            .into_iter();
-        let mut unaligned = self
-            .translate_lines_aligned(&pick(false), Words::Unaligned)?
-            .into_iter();
+        let translated = self.translate_lines_aligning(&lines, aligned)?;
         blocks
             .iter()
-            .map(|block| {
-                let line = if needs(block) {
-                    aligned.next()
-                } else {
-                    unaligned.next()
-                }
-                .ok_or_else(|| Error::Input("a block went missing in translation".into()))?;
+            .zip(translated)
+            .map(|(block, line)| {
                 let sentences: Vec<transfer::AlignedSentence> = line
                     .sentences
                     .iter()

@@ -570,6 +570,43 @@ fn alignment_attention_is_transformers_averaged() {
     }
 }
 
+/// Aligning only some sentences of a batch (a document's sentences that hold spans) reads
+/// back just those rows, from the batch's encoder output narrowed to them: their attention is
+/// what a pass over them alone gives, the others get none, and the translations are the
+/// same as without alignment.
+#[test]
+fn generation_aligns_only_the_sentences_asked_for() {
+    let e = expected("fr-en");
+    let translator = Translator::load(&fixture("fr-en"), Precision::F32, &Device::Cpu).unwrap();
+    let engine = translator.engine();
+    let sources: Vec<Vec<u32>> = e
+        .sentences
+        .iter()
+        .map(|s| translator.tokenizer().encode(s).unwrap())
+        .collect();
+    assert!(sources.len() >= 3, "several sentences in one batch");
+    let asked: Vec<bool> = (0..sources.len()).map(|i| i % 2 == 0).collect();
+    let generated = engine.generate_aligned(&sources, &asked).unwrap();
+    let plain = engine.generate(&sources).unwrap();
+    for (i, ((hypotheses, attention), alone)) in generated.iter().zip(&plain).enumerate() {
+        assert_eq!(hypotheses, alone, "sentence {i}: the same translation");
+        if !asked[i] {
+            assert!(attention.is_empty(), "sentence {i} was not asked for");
+            continue;
+        }
+        let ids = &hypotheses[0].ids;
+        let want = &engine.alignment_attention(&[(&sources[i], ids)]).unwrap()[0];
+        assert_eq!(
+            attention.len(),
+            ids.len() - 1,
+            "sentence {i}: a row per step"
+        );
+        for (got, want) in attention.iter().flatten().zip(want.iter().flatten()) {
+            assert!((got - want).abs() < 1e-5, "sentence {i}: {got} vs {want}");
+        }
+    }
+}
+
 /// The decoder's state for one unpadded input `ids`, encoded.
 fn start_one(model: &dyn models::Seq2Seq, ids: &[u32]) -> models::DecoderState {
     let input = Tensor::new(ids, &Device::Cpu)
