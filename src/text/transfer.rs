@@ -325,8 +325,10 @@ fn place(
     target_words: &[Range<usize>],
     aligned: &[BTreeSet<usize>],
 ) -> Range<usize> {
+    // An empty span covers no word, even inside one (an empty Word run between two letters).
     let covered: Vec<usize> = (0..source_words.len())
         .filter(|&w| source_words[w].start < span.end && span.start < source_words[w].end)
+        .filter(|_| !span.is_empty())
         .collect();
     let mut targets: BTreeSet<usize> = covered
         .iter()
@@ -446,6 +448,31 @@ fn clear_of(range: Range<usize>, other: &Range<usize>) -> Range<usize> {
 #[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
+
+    /// Found by the transfer fuzz target: an empty span inside a source word was placed on
+    /// that word's whole target, and a cue sharing out the text then overlapped it.
+    #[test]
+    fn an_empty_span_inside_a_word_stays_empty_beside_segments() {
+        let source = "Le chat dort sur le canapé, et le chien aussi.T";
+        let target = "he!cat sleps ood rt sur le cdortresu";
+        let spans = [33..33, 46..48];
+        let alignment = [
+            (2, 4),
+            (8, 4),
+            (9, 1),
+            (1, 0),
+            (6, 1),
+            (5, 0),
+            (5, 1),
+            (2, 0),
+        ];
+        let (s, t) = (0..source.len(), 0..target.len());
+        let sentence = one_sentence(&s, &t, &alignment);
+        for segments in [Segments::None, Segments::TopLevel, Segments::Nested] {
+            let placed = transfer(source, &spans, &[None, None], target, &sentence, segments);
+            assert!(placed[0].is_empty(), "{segments:?}: {placed:?}");
+        }
+    }
 
     fn one_sentence<'a>(
         source: &'a Range<usize>,
