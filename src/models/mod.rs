@@ -249,7 +249,9 @@ impl DecoderState {
     }
 
     /// Keeps every following step's cross-attention weights (the BART-like families; T5 keeps
-    /// none), for word alignment. Reordering rows does not reorder what was recorded.
+    /// none), every layer and head, as transformers' `output_attentions` gives them (word
+    /// alignment reads one layer in a single pass instead: `Seq2Seq::averaged_cross_attention`).
+    /// Reordering rows does not reorder what was recorded.
     pub fn record_cross_attention(&mut self) {
         self.cross_attention = Some(vec![Vec::new(); self.layers.len()]);
     }

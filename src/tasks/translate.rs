@@ -273,21 +273,14 @@ impl Translator {
             .iter()
             .map(|(i, _)| aligned.get(*i).copied().unwrap_or(false))
             .collect();
-        let (generated, piece_alignments) = if wanted.contains(&true) {
-            let (generated, attention): (Vec<_>, Vec<_>) = self
-                .engine
-                .generate_aligned(&pieces, &wanted)?
-                .into_iter()
-                .unzip();
-            let alignments =
-                self.align_pieces(sentences, &owner, &pieces, &generated, attention)?;
-            (generated, alignments)
-        } else {
-            (
-                self.engine.generate(&pieces)?,
-                vec![Vec::new(); pieces.len()],
-            )
-        };
+        // Pieces not asked for come back without attention and get no alignment.
+        let (generated, attention): (Vec<_>, Vec<_>) = self
+            .engine
+            .generate_aligned(&pieces, &wanted)?
+            .into_iter()
+            .unzip();
+        let piece_alignments =
+            self.align_pieces(sentences, &owner, &pieces, &generated, attention)?;
         // Per sentence, per returned sequence: the joined text, the sum of scores, the pieces.
         let returned = self.settings().num_return_sequences;
         let mut joined: Vec<Vec<(String, f32)>> =
