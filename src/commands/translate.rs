@@ -261,8 +261,10 @@ pub fn translate(args: &TranslateArgs) -> Result<()> {
 fn report_stage_times(translator: &Translator, runtime: &crate::cli::RuntimeArgs) {
     if runtime.verbose {
         let t = translator.engine().stage_times();
+        // To the microsecond: a small model's pass takes less than a millisecond, and a
+        // stage that never ran reads as exactly zero.
         eprintln!(
-            "dragoman: time in encoding {:.3} s, generation {:.3} s, word alignment {:.3} s",
+            "dragoman: time in encoding {:.6} s, generation {:.6} s, word alignment {:.6} s",
             t.encoding.as_secs_f64(),
             t.generation.as_secs_f64(),
             t.alignment.as_secs_f64()
