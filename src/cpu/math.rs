@@ -1,6 +1,6 @@
 //! Small numeric routines for the CPU: the exponentials of softmaxes and SiLU, dot products,
-//! row reductions; portable loops the compiler vectorizes, and AVX2 paths with the same bits
-//! (taken on AVX-512 machines too: these loops are bound by their exponentials' latency).
+//! row reductions; portable loops the compiler vectorizes, and AVX2 and AVX-512 paths with the
+//! same bits (the same operations per lane, the sums added in the same order).
 
 use std::mem::MaybeUninit;
 
@@ -8,6 +8,12 @@ use std::mem::MaybeUninit;
 #[inline(always)]
 pub(crate) fn has_avx2() -> bool {
     super::kernels().vector >= super::Vector::Avx2
+}
+
+/// Whether the process's kernels run AVX-512.
+#[inline(always)]
+pub(crate) fn has_avx512() -> bool {
+    super::kernels().vector >= super::Vector::Avx512
 }
 
 /// 1.5 · 2^23: adding and removing it rounds to an integer.
@@ -77,6 +83,10 @@ pub fn silu(x: &[f32], out: &mut [MaybeUninit<f32>]) {
     assert_eq!(x.len(), out.len(), "silu: input and output lengths differ");
     #[cfg(target_arch = "x86_64")]
     {
+        if has_avx512() {
+            // SAFETY: the kernels chose AVX-512, so the CPU has it.
+            return unsafe { avx512::silu(x, out) };
+        }
         if has_avx2() {
             // SAFETY: the kernels chose AVX2 + FMA, so the CPU has them.
             return unsafe { avx2::silu(x, out) };
@@ -92,6 +102,10 @@ pub fn silu(x: &[f32], out: &mut [MaybeUninit<f32>]) {
 pub fn exp_lane_sums(row: &[f32], max: f32) -> [f32; 8] {
     #[cfg(target_arch = "x86_64")]
     {
+        if has_avx512() {
+            // SAFETY: the kernels chose AVX-512, so the CPU has it.
+            return unsafe { avx512::exp_lane_sums(row, max) };
+        }
         if has_avx2() {
             // SAFETY: the kernels chose AVX2 + FMA, so the CPU has them.
             return unsafe { avx2::exp_lane_sums(row, max) };
@@ -115,6 +129,10 @@ fn exp_lane_sums_portable(row: &[f32], max: f32) -> [f32; 8] {
 pub fn exp_shifted_in_place(scores: &mut [f32], max: f32) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
+        if has_avx512() {
+            // SAFETY: the kernels chose AVX-512, so the CPU has it.
+            return unsafe { avx512::exp_shifted_in_place(scores, max) };
+        }
         if has_avx2() {
             // SAFETY: the kernels chose AVX2 + FMA, so the CPU has them.
             return unsafe { avx2::exp_shifted_in_place(scores, max) };
@@ -179,10 +197,29 @@ pub fn max_and_log_sum(row: &[f32]) -> (f32, f32) {
     (max, sum.ln())
 }
 
-/// The largest value, NaN ignored (`f32::max`).
-fn row_max(row: &[f32]) -> f32 {
+/// The first index of the largest value, NaN ignored (0 if every value is NaN): the token
+/// greedy search picks. Two passes (the maximum, then where it first is) that vectorize,
+/// instead of one that compares and tests for NaN value by value.
+pub fn argmax(row: &[f32]) -> usize {
+    let max = row_max(row);
     #[cfg(target_arch = "x86_64")]
     {
+        if has_avx512() {
+            // SAFETY: the kernels chose AVX-512, so the CPU has it.
+            return unsafe { avx512::first_index_of(row, max) };
+        }
+    }
+    row.iter().position(|&x| x == max).unwrap_or(0)
+}
+
+/// The largest value, NaN ignored (`f32::max`).
+pub(crate) fn row_max(row: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx512() {
+            // SAFETY: the kernels chose AVX-512, so the CPU has it.
+            return unsafe { avx512::row_max(row) };
+        }
         if has_avx2() {
             // SAFETY: the kernels chose AVX2 + FMA, so the CPU has them.
             return unsafe { avx2::row_max(row) };
@@ -282,7 +319,7 @@ pub mod avx2 {
     /// [`super::exp_nonpositive`] on eight lanes, operation for operation.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn exp_nonpositive(x: __m256) -> __m256 {
+    pub(super) unsafe fn exp_nonpositive(x: __m256) -> __m256 {
         let floor = _mm256_set1_ps(super::EXP_FLOOR);
         // `max_ps(a, b)` is `a > b ? a : b`: NaN in `x` passes through, as in the scalar `if`.
         let y = exp_reduced(_mm256_max_ps(floor, x));
@@ -332,7 +369,7 @@ pub mod avx2 {
     /// The CPU must have AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dots(q: &[f32], keys: &[f32], out: &mut [f32]) {
-        const ROWS: usize = 4;
+        const ROWS: usize = 8;
         let hd = q.len();
         if hd == 0 || !hd.is_multiple_of(8) {
             return super::dots(q, keys, out);
@@ -342,6 +379,7 @@ pub mod avx2 {
             out.len() * hd,
             "keys are not [out.len(), q.len()]"
         );
+        // `dot` adds its lanes in order, then the (empty) tail.
         let empty_tail: f32 = std::iter::empty::<f32>().sum();
         let finish = |acc: __m256| {
             let mut lanes = [0f32; 8];
@@ -360,9 +398,16 @@ pub mod avx2 {
                     *acc = _mm256_add_ps(*acc, _mm256_mul_ps(x, y));
                 }
             }
-            for (r, acc) in acc.into_iter().enumerate() {
-                out[b * ROWS + r] = finish(acc);
+            // The eight keys' lane sums, each added lane 0 to 7 in order as `finish` does,
+            // for all eight keys at once: transposed, so that register j holds every key's
+            // lane j, then added register by register.
+            let lanes = transpose(acc);
+            let mut sums = _mm256_add_ps(lanes[0], lanes[1]);
+            for lane in &lanes[2..] {
+                sums = _mm256_add_ps(sums, *lane);
             }
+            sums = _mm256_add_ps(sums, _mm256_set1_ps(empty_tail));
+            _mm256_storeu_ps(out.as_mut_ptr().add(b * ROWS), sums);
         }
         for (t, o) in out.iter_mut().enumerate().skip(blocks * ROWS) {
             let mut acc = _mm256_setzero_ps();
@@ -372,6 +417,205 @@ pub mod avx2 {
             }
             *o = finish(acc);
         }
+    }
+
+    /// An 8 × 8 transpose: lane r of result j is lane j of `rows[r]`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn transpose(rows: [__m256; 8]) -> [__m256; 8] {
+        let [r0, r1, r2, r3, r4, r5, r6, r7] = rows;
+        let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+        let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+        let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
+        let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
+        let (u0, u1) = (
+            _mm256_shuffle_ps::<0x44>(t0, t2),
+            _mm256_shuffle_ps::<0xEE>(t0, t2),
+        );
+        let (u2, u3) = (
+            _mm256_shuffle_ps::<0x44>(t1, t3),
+            _mm256_shuffle_ps::<0xEE>(t1, t3),
+        );
+        let (u4, u5) = (
+            _mm256_shuffle_ps::<0x44>(t4, t6),
+            _mm256_shuffle_ps::<0xEE>(t4, t6),
+        );
+        let (u6, u7) = (
+            _mm256_shuffle_ps::<0x44>(t5, t7),
+            _mm256_shuffle_ps::<0xEE>(t5, t7),
+        );
+        [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ]
+    }
+}
+
+/// The routines above on sixteen lanes: the exponentials and SiLU element by element (the same
+/// operations, so the same bits), [`super::exp_lane_sums`]' sums still added eight lanes at a
+/// time in the same order, the maximum in four registers (a maximum does not depend on the
+/// order it is taken in), and the first index of a value.
+#[cfg(target_arch = "x86_64")]
+pub mod avx512 {
+    use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
+
+    /// [`super::exp_lane_sums`]: sixteen exponentials at a time, added to the eight lanes'
+    /// sums as two chunks of eight, in order.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 (F, DQ).
+    #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+    pub unsafe fn exp_lane_sums(row: &[f32], max: f32) -> [f32; 8] {
+        assert!(row.len().is_multiple_of(8), "whole chunks of 8 only");
+        let wide_max = _mm512_set1_ps(max);
+        let mut sums = _mm256_setzero_ps();
+        let mut pairs = row.chunks_exact(16);
+        for pair in pairs.by_ref() {
+            let x = _mm512_sub_ps(_mm512_loadu_ps(pair.as_ptr()), wide_max);
+            let e = exp_nonpositive(x);
+            sums = _mm256_add_ps(sums, _mm512_castps512_ps256(e));
+            sums = _mm256_add_ps(sums, _mm512_extractf32x8_ps::<1>(e));
+        }
+        let rest = pairs.remainder();
+        if !rest.is_empty() {
+            let x = _mm256_sub_ps(_mm256_loadu_ps(rest.as_ptr()), _mm256_set1_ps(max));
+            sums = _mm256_add_ps(sums, super::avx2::exp_nonpositive(x));
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), sums);
+        lanes
+    }
+
+    /// [`super::exp_shifted_in_place`], sixteen at a time and the tail masked (the same bits).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 (F).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn exp_shifted_in_place(scores: &mut [f32], max: f32) -> f32 {
+        let wide_max = _mm512_set1_ps(max);
+        for chunk in scores.chunks_mut(16) {
+            let mask = lanes_mask(chunk.len());
+            let x = _mm512_maskz_loadu_ps(mask, chunk.as_ptr());
+            let e = exp_nonpositive(_mm512_sub_ps(x, wide_max));
+            _mm512_mask_storeu_ps(chunk.as_mut_ptr(), mask, e);
+        }
+        scores.iter().fold(0.0, |sum, &s| sum + s)
+    }
+
+    /// [`super::silu`], sixteen values at a time and the tail masked (the same bits).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 (F).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn silu(x: &[f32], out: &mut [MaybeUninit<f32>]) {
+        assert_eq!(x.len(), out.len(), "silu: input and output lengths differ");
+        for (o, v) in out.chunks_mut(16).zip(x.chunks(16)) {
+            let mask = lanes_mask(v.len());
+            let v = _mm512_maskz_loadu_ps(mask, v.as_ptr());
+            // -v by its sign bit, as the scalar negation.
+            let e = exp(_mm512_castsi512_ps(_mm512_xor_si512(
+                _mm512_castps_si512(v),
+                _mm512_set1_epi32(i32::MIN),
+            )));
+            let y = _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0), e));
+            _mm512_mask_storeu_ps(o.as_mut_ptr().cast::<f32>(), mask, y);
+        }
+    }
+
+    /// [`super::row_max`]: four registers of sixteen maxima, then the tail.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 (F).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn row_max(row: &[f32]) -> f32 {
+        let mut acc = [_mm512_set1_ps(f32::NEG_INFINITY); 4];
+        let mut blocks = row.chunks_exact(64);
+        for block in blocks.by_ref() {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                // `max_ps(a, b)` is `a > b ? a : b`: a NaN in `a` leaves the maximum as it was.
+                *acc = _mm512_max_ps(_mm512_loadu_ps(block.as_ptr().add(16 * j)), *acc);
+            }
+        }
+        let both = _mm512_max_ps(_mm512_max_ps(acc[0], acc[1]), _mm512_max_ps(acc[2], acc[3]));
+        let max = _mm512_reduce_max_ps(both);
+        blocks.remainder().iter().fold(max, |m, &v| m.max(v))
+    }
+
+    /// The first index of `value` in `row` (0 if it is not there).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 (F).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn first_index_of(row: &[f32], value: f32) -> usize {
+        let wide = _mm512_set1_ps(value);
+        for (c, chunk) in row.chunks(16).enumerate() {
+            let x = _mm512_maskz_loadu_ps(lanes_mask(chunk.len()), chunk.as_ptr());
+            let equal = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(lanes_mask(chunk.len()), x, wide);
+            if equal != 0 {
+                return c * 16 + equal.trailing_zeros() as usize;
+            }
+        }
+        0
+    }
+
+    /// The first `len` (≤ 16) lanes.
+    #[inline(always)]
+    fn lanes_mask(len: usize) -> __mmask16 {
+        (((1u32 << len) - 1) & 0xFFFF) as __mmask16
+    }
+
+    /// [`super::exp_nonpositive`] on sixteen lanes, operation for operation.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn exp_nonpositive(x: __m512) -> __m512 {
+        let floor = _mm512_set1_ps(super::EXP_FLOOR);
+        // NaN in `x` passes through `max_ps(floor, x)`, as in the scalar `if`.
+        let y = exp_reduced(_mm512_max_ps(floor, x));
+        // 0 where x < -87; elsewhere (NaN included) y.
+        _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, floor), y)
+    }
+
+    /// [`super::exp`] on sixteen lanes, operation for operation.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn exp(x: __m512) -> __m512 {
+        let ceiling = _mm512_set1_ps(super::EXP_CEILING);
+        let y = exp_nonpositive(_mm512_min_ps(ceiling, x));
+        let above = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, ceiling);
+        _mm512_mask_blend_ps(above, y, _mm512_set1_ps(f32::INFINITY))
+    }
+
+    /// [`super::exp_reduced`] on sixteen lanes.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn exp_reduced(x: __m512) -> __m512 {
+        use super::{EXP_POLY, LN2_HI, LN2_LO, ROUND};
+        let round = _mm512_set1_ps(ROUND);
+        let shifted = _mm512_fmadd_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E), round);
+        let n = _mm512_sub_ps(shifted, round);
+        let n_int = _mm512_sub_epi32(
+            _mm512_castps_si512(shifted),
+            _mm512_set1_epi32(ROUND.to_bits() as i32),
+        );
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+        let mut p = _mm512_set1_ps(EXP_POLY[0]);
+        for &c in &EXP_POLY[1..] {
+            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+        }
+        let poly = _mm512_add_ps(
+            _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r),
+            _mm512_set1_ps(1.0),
+        );
+        let scale = _mm512_slli_epi32::<23>(_mm512_add_epi32(n_int, _mm512_set1_epi32(127)));
+        _mm512_mul_ps(poly, _mm512_castsi512_ps(scale))
     }
 }
 
@@ -403,6 +647,9 @@ mod tests {
             (6, 3),
             (11, 16),
             (5, 8),
+            (16, 64),
+            (23, 64),
+            (8, 8),
         ] {
             let q = test_values(hd, 1);
             let keys = test_values(rows * hd, 2);
@@ -502,6 +749,99 @@ mod tests {
                 got.map(f32::to_bits),
                 want.map(f32::to_bits),
                 "length {len}"
+            );
+        }
+        if !has_avx512() {
+            return;
+        }
+        // AVX-512: the same bits as the scalar routines, in whole registers and masked tails.
+        let mut got = xs.clone();
+        // SAFETY: the features are present.
+        unsafe { avx512::exp_shifted_in_place(&mut got, 0.0) };
+        let scalar: Vec<u32> = xs.iter().map(|&x| exp_nonpositive(x).to_bits()).collect();
+        assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), scalar);
+        let mut got = vec![MaybeUninit::new(f32::NAN); wide.len()];
+        // SAFETY: the features are present.
+        unsafe { avx512::silu(&wide, &mut got) };
+        // SAFETY: initialized above (and each overwritten by silu).
+        let got: Vec<u32> = got
+            .iter()
+            .map(|v| unsafe { v.assume_init() }.to_bits())
+            .collect();
+        assert_eq!(got, want, "AVX-512 SiLU");
+        for (len, seed) in [(8, 1), (16, 2), (40, 3), (59_512, 4)] {
+            let row: Vec<f32> = test_values(len, seed).iter().map(|v| v * 40.0).collect();
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            // SAFETY: the features are present.
+            let got = unsafe { avx512::exp_lane_sums(&row, max) };
+            let want = exp_lane_sums_portable(&row, max);
+            assert_eq!(
+                got.map(f32::to_bits),
+                want.map(f32::to_bits),
+                "AVX-512, length {len}"
+            );
+        }
+    }
+
+    /// The scalar choice the vector `argmax` replaces: the first index of the largest score,
+    /// a NaN replaced by the first number after it.
+    fn argmax_one_pass(scores: &[f32]) -> usize {
+        let mut best = 0;
+        for (i, &s) in scores.iter().enumerate() {
+            if s > scores[best] || (scores[best].is_nan() && !s.is_nan()) {
+                best = i;
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn argmax_and_row_max_agree_with_the_scalar_loops_on_every_variant() {
+        let nan = f32::NAN;
+        let inf = f32::INFINITY;
+        let mut rows: Vec<Vec<f32>> = vec![
+            vec![],
+            vec![nan],
+            vec![nan, nan, 1.0, 3.0, 3.0],
+            vec![-inf, -inf],
+            vec![nan, -inf, nan],
+            vec![1.0, inf, 2.0, inf],
+            vec![-0.0, 0.0, -1.0],
+        ];
+        for (len, seed) in [(15, 1), (16, 2), (17, 3), (64, 4), (129, 5), (59_514, 6)] {
+            let mut row = test_values(len, seed);
+            // A tie at the end and NaNs on the way.
+            row[len - 1] = 1.0;
+            row[len / 2] = 1.0;
+            row[len / 3] = nan;
+            rows.push(row.clone());
+            row[len - 1] = 2.0;
+            rows.push(row);
+        }
+        for row in &rows {
+            let want_max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let want_index = argmax_one_pass(row);
+            assert_eq!(row_max_portable(row).to_bits(), want_max.to_bits());
+            assert_eq!(argmax(row), want_index, "{:?}", &row[..row.len().min(8)]);
+            #[cfg(target_arch = "x86_64")]
+            {
+                if has_avx2() {
+                    // SAFETY: the features are present.
+                    let max = unsafe { avx2::row_max(row) };
+                    assert_eq!(max.to_bits(), want_max.to_bits());
+                }
+                if has_avx512() {
+                    // SAFETY: the features are present.
+                    let max = unsafe { avx512::row_max(row) };
+                    assert_eq!(max, want_max, "{:?}", &row[..row.len().min(8)]);
+                    // SAFETY: the features are present.
+                    let index = unsafe { avx512::first_index_of(row, max) };
+                    assert_eq!(index, want_index);
+                }
+            }
+            assert_eq!(
+                row.iter().position(|&x| x == want_max).unwrap_or(0),
+                want_index
             );
         }
     }

@@ -393,21 +393,27 @@ mod avx512 {
     ) {
         let k = m.cols;
         let last = task.panels.end - 1;
+        let tiles = task.rows.len().div_ceil(MR_512);
         for (p, panels, r0, rows) in task.tiles_of(MR_512, 2) {
             let x = x.as_ptr().add(r0 * k);
             let w = [m.panel(p).as_ptr(), m.panel(p + panels - 1).as_ptr()];
-            // The next two panels, fetched into L2 during the first row tile of these two, so
-            // that no tile waits on memory (+5-10 % at 16 and 64 rows, measured interleaved).
-            let next = [
-                m.panel((p + 2).min(last)).as_ptr(),
-                m.panel((p + 3).min(last)).as_ptr(),
-            ];
-            let ahead = (r0 == task.rows.start).then_some(next);
+            // The next two panels are fetched into L2 while these two pass over the rows,
+            // each row tile taking its share: memory then streams at the pace of the whole
+            // pass instead of in a burst during its first tile (which left the others
+            // waiting on memory when the weights do not fit in cache).
+            let ahead = Ahead {
+                next: [
+                    m.panel((p + 2).min(last)).as_ptr(),
+                    m.panel((p + 3).min(last)).as_ptr(),
+                ],
+                tiles,
+                tile: (r0 - task.rows.start) / MR_512,
+            };
             macro_rules! tile {
                 ($($r:literal)*) => {
                     match rows {
                         $($r => {
-                            let sums = tile::<$r>(x, k, w, panels, ahead);
+                            let sums = tile::<$r>(x, k, w, panels, &ahead);
                             for (i, sums) in sums.iter().enumerate().take(panels) {
                                 store::<$r>(sums, m, p + i, r0, bias, out);
                             }
@@ -420,41 +426,43 @@ mod avx512 {
         }
     }
 
+    /// The panels to fetch into L2 during one row tile: its share (`tile` of `tiles`) of the
+    /// panel rows of `next`.
+    struct Ahead {
+        next: [*const f32; 2],
+        tiles: usize,
+        tile: usize,
+    }
+
     /// Sums of `R` rows of `x` (k apart) against panels `w` (the second one only if `panels`
-    /// is 2): [panel][R][16]; `ahead`, if given, is fetched into L2 on the way.
+    /// is 2): [panel][R][16]; this tile's share of `ahead` is fetched into L2 on the way, one
+    /// panel row per `ahead.tiles` steps.
     #[inline(always)]
     unsafe fn tile<const R: usize>(
         x: *const f32,
         k: usize,
         w: [*const f32; 2],
         panels: usize,
-        ahead: Option<[*const f32; 2]>,
+        ahead: &Ahead,
     ) -> [[[f32; NR]; R]; 2] {
         let mut acc = [[_mm512_setzero_ps(); 2]; R];
-        if let (2, Some(next)) = (panels, ahead) {
-            for i in 0..k {
-                _mm_prefetch::<_MM_HINT_T1>(next[0].wrapping_add(i * NR) as *const i8);
-                _mm_prefetch::<_MM_HINT_T1>(next[1].wrapping_add(i * NR) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(w[0].wrapping_add((i + PREFETCH) * NR) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(w[1].wrapping_add((i + PREFETCH) * NR) as *const i8);
-                let w0 = _mm512_loadu_ps(w[0].add(i * NR));
-                let w1 = _mm512_loadu_ps(w[1].add(i * NR));
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let xv = _mm512_set1_ps(*x.add(r * k + i));
-                    acc[0] = _mm512_fmadd_ps(xv, w0, acc[0]);
-                    acc[1] = _mm512_fmadd_ps(xv, w1, acc[1]);
-                }
-            }
-        } else if panels == 2 {
-            for i in 0..k {
-                _mm_prefetch::<_MM_HINT_T0>(w[0].wrapping_add((i + PREFETCH) * NR) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(w[1].wrapping_add((i + PREFETCH) * NR) as *const i8);
-                let w0 = _mm512_loadu_ps(w[0].add(i * NR));
-                let w1 = _mm512_loadu_ps(w[1].add(i * NR));
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let xv = _mm512_set1_ps(*x.add(r * k + i));
-                    acc[0] = _mm512_fmadd_ps(xv, w0, acc[0]);
-                    acc[1] = _mm512_fmadd_ps(xv, w1, acc[1]);
+        let every = ahead.tiles;
+        let first_ahead = ahead.tile * k.div_ceil(every);
+        if panels == 2 {
+            for c in 0..k.div_ceil(every) {
+                let line = (first_ahead + c) * NR;
+                _mm_prefetch::<_MM_HINT_T1>(ahead.next[0].wrapping_add(line) as *const i8);
+                _mm_prefetch::<_MM_HINT_T1>(ahead.next[1].wrapping_add(line) as *const i8);
+                for i in c * every..((c + 1) * every).min(k) {
+                    _mm_prefetch::<_MM_HINT_T0>(w[0].wrapping_add((i + PREFETCH) * NR) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(w[1].wrapping_add((i + PREFETCH) * NR) as *const i8);
+                    let w0 = _mm512_loadu_ps(w[0].add(i * NR));
+                    let w1 = _mm512_loadu_ps(w[1].add(i * NR));
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let xv = _mm512_set1_ps(*x.add(r * k + i));
+                        acc[0] = _mm512_fmadd_ps(xv, w0, acc[0]);
+                        acc[1] = _mm512_fmadd_ps(xv, w1, acc[1]);
+                    }
                 }
             }
         } else {

@@ -264,6 +264,10 @@ fn attend_one(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
+        if super::math::has_avx512() {
+            // SAFETY: the kernels chose AVX-512, so the CPU has it.
+            return unsafe { attend_one_avx512(q, keys, values, scaling, bias, scores, out) };
+        }
         if super::math::has_avx2() {
             // SAFETY: the kernels chose AVX2 + FMA, so the CPU has them.
             return unsafe { attend_one_avx2(q, keys, values, scaling, bias, scores, out) };
@@ -294,6 +298,26 @@ unsafe fn attend_one_avx2(
 ) {
     let dots = |q: &[f32], keys: &[f32], out: &mut [f32]| {
         // SAFETY: this function runs only where the CPU has AVX2 and FMA.
+        unsafe { super::math::avx2::dots(q, keys, out) }
+    };
+    attend_one_portable(q, keys, values, scaling, bias, scores, out, dots)
+}
+
+/// [`attend_one_avx2`] compiled for AVX-512: the weighted sum of values, element by element,
+/// in 16-lane registers (the same bits).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+unsafe fn attend_one_avx512(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    scaling: f32,
+    bias: impl Fn(usize) -> f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let dots = |q: &[f32], keys: &[f32], out: &mut [f32]| {
+        // SAFETY: this function runs only where the CPU has AVX-512, hence AVX2 and FMA.
         unsafe { super::math::avx2::dots(q, keys, out) }
     };
     attend_one_portable(q, keys, values, scaling, bias, scores, out, dots)

@@ -63,15 +63,9 @@ fn with_step_logits<R>(
     })?)
 }
 
-/// The first index of the largest score, as `torch.argmax` picks it.
+/// The first index of the largest score (NaN ignored).
 fn argmax(scores: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &s) in scores.iter().enumerate() {
-        if s > scores[best] || (scores[best].is_nan() && !s.is_nan()) {
-            best = i;
-        }
-    }
-    best as u32
+    crate::cpu::math::argmax(scores) as u32
 }
 
 /// `torch.log_softmax` over one row, in place.
