@@ -252,7 +252,7 @@ fn each_query(
 }
 
 /// `out = softmax(scaling · (q · k_t) + bias(t)) · V` for one query over `keys`/`values`
-/// [T, hd]; `scores` is scratch space. Compiled for AVX2 + FMA where the CPU has them.
+/// [T, hd]; `scores` is scratch space. Compiled for AVX-512 or AVX2 + FMA where the CPU has them.
 fn attend_one(
     q: &[f32],
     keys: &[f32],
@@ -285,43 +285,35 @@ fn attend_one(
     )
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn attend_one_avx2(
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    scaling: f32,
-    bias: impl Fn(usize) -> f32,
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) {
-    let dots = |q: &[f32], keys: &[f32], out: &mut [f32]| {
-        // SAFETY: this function runs only where the CPU has AVX2 and FMA.
-        unsafe { super::math::avx2::dots(q, keys, out) }
+/// [`attend_one_portable`] compiled for an instruction set (`$features`, which include AVX2
+/// and FMA for the dot products): on AVX-512 the weighted sum of values runs in 16-lane
+/// registers, element by element, so every variant gives the same bits.
+macro_rules! attend_one_compiled_for {
+    ($name:ident, $features:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(
+            q: &[f32],
+            keys: &[f32],
+            values: &[f32],
+            scaling: f32,
+            bias: impl Fn(usize) -> f32,
+            scores: &mut Vec<f32>,
+            out: &mut [f32],
+        ) {
+            let dots = |q: &[f32], keys: &[f32], out: &mut [f32]| {
+                // SAFETY: this function runs only where the CPU has AVX2 and FMA.
+                unsafe { super::math::avx2::dots(q, keys, out) }
+            };
+            attend_one_portable(q, keys, values, scaling, bias, scores, out, dots)
+        }
     };
-    attend_one_portable(q, keys, values, scaling, bias, scores, out, dots)
 }
-
-/// [`attend_one_avx2`] compiled for AVX-512: the weighted sum of values, element by element,
-/// in 16-lane registers (the same bits).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-unsafe fn attend_one_avx512(
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    scaling: f32,
-    bias: impl Fn(usize) -> f32,
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) {
-    let dots = |q: &[f32], keys: &[f32], out: &mut [f32]| {
-        // SAFETY: this function runs only where the CPU has AVX-512, hence AVX2 and FMA.
-        unsafe { super::math::avx2::dots(q, keys, out) }
-    };
-    attend_one_portable(q, keys, values, scaling, bias, scores, out, dots)
-}
+attend_one_compiled_for!(attend_one_avx2, "avx2,fma");
+attend_one_compiled_for!(
+    attend_one_avx512,
+    "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"
+);
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
