@@ -213,7 +213,7 @@ pub fn argmax(row: &[f32]) -> usize {
 }
 
 /// The largest value, NaN ignored (`f32::max`).
-pub(crate) fn row_max(row: &[f32]) -> f32 {
+fn row_max(row: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
         if has_avx512() {
@@ -556,8 +556,9 @@ pub mod avx512 {
     pub unsafe fn first_index_of(row: &[f32], value: f32) -> usize {
         let wide = _mm512_set1_ps(value);
         for (c, chunk) in row.chunks(16).enumerate() {
-            let x = _mm512_maskz_loadu_ps(lanes_mask(chunk.len()), chunk.as_ptr());
-            let equal = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(lanes_mask(chunk.len()), x, wide);
+            let mask = lanes_mask(chunk.len());
+            let x = _mm512_maskz_loadu_ps(mask, chunk.as_ptr());
+            let equal = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(mask, x, wide);
             if equal != 0 {
                 return c * 16 + equal.trailing_zeros() as usize;
             }
