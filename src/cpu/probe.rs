@@ -53,19 +53,23 @@ pub fn projection_seconds(
         .min_by(f64::total_cmp)
 }
 
-/// Independent accumulators per thread: enough to cover the FMA latency on two ports.
-const CHAINS: usize = 16;
+/// Independent accumulators per thread: enough to cover the FMA latency on two ports, and
+/// few enough to stay in registers with the two constants (AVX2 has 16 vector registers:
+/// 16 chains spilled to the stack and read about a third of Zen 3's peak; AVX-512 has 32).
+const CHAINS_256: usize = 12;
+const CHAINS_512: usize = 16;
 
 /// The f32 multiply-add peak of every thread of rayon's pool together, in GFLOP/s, on the
 /// vector width of the process's f32 kernel.
 pub fn f32_peak_gflops() -> f64 {
     let threads = rayon::current_num_threads();
-    let iterations = 20_000_000 / CHAINS;
-    let lanes = match super::kernels().vector {
-        super::Vector::Avx512 => 16,
-        super::Vector::Avx2 => 8,
-        super::Vector::Portable => 1,
+    let (lanes, chains) = match super::kernels().vector {
+        super::Vector::Avx512 => (16, CHAINS_512),
+        super::Vector::Avx2 => (8, CHAINS_256),
+        super::Vector::Portable => (1, CHAINS_256),
     };
+    // About 25 ms a thread on a 2026 core: long enough that waking the pool does not count.
+    let iterations = 240_000_000 / chains;
     let run = || {
         let started = Instant::now();
         (0..threads).into_par_iter().for_each(|t| {
@@ -75,7 +79,7 @@ pub fn f32_peak_gflops() -> f64 {
     };
     run();
     let seconds = (0..3).map(|_| run()).fold(f64::INFINITY, f64::min);
-    (threads * iterations * CHAINS * lanes * 2) as f64 / seconds / 1e9
+    (threads * iterations * chains * lanes * 2) as f64 / seconds / 1e9
 }
 
 fn fma_chains(iterations: usize, seed: f32) -> f32 {
@@ -87,7 +91,7 @@ fn fma_chains(iterations: usize, seed: f32) -> f32 {
         // SAFETY: the kernels chose AVX2 + FMA, so the CPU has them.
         super::Vector::Avx2 => unsafe { x86::chains256(iterations, seed) },
         _ => {
-            let mut acc = [seed; CHAINS];
+            let mut acc = [seed; CHAINS_256];
             for _ in 0..iterations {
                 for a in acc.iter_mut() {
                     *a = a.mul_add(0.999_999, 1e-7);
@@ -100,13 +104,13 @@ fn fma_chains(iterations: usize, seed: f32) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::CHAINS;
+    use super::{CHAINS_256, CHAINS_512};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn chains512(iterations: usize, seed: f32) -> f32 {
         let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
-        let mut acc = [_mm512_set1_ps(seed); CHAINS];
+        let mut acc = [_mm512_set1_ps(seed); CHAINS_512];
         for _ in 0..iterations {
             for v in acc.iter_mut() {
                 *v = _mm512_fmadd_ps(*v, a, b);
@@ -118,7 +122,7 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn chains256(iterations: usize, seed: f32) -> f32 {
         let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
-        let mut acc = [_mm256_set1_ps(seed); CHAINS];
+        let mut acc = [_mm256_set1_ps(seed); CHAINS_256];
         for _ in 0..iterations {
             for v in acc.iter_mut() {
                 *v = _mm256_fmadd_ps(*v, a, b);
