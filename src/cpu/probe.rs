@@ -54,21 +54,23 @@ pub fn projection_seconds(
 }
 
 /// Independent accumulators per thread: enough to cover the FMA latency on two ports, and
-/// few enough to stay in registers with the two constants (AVX2 has 16 vector registers:
-/// 16 chains spilled to the stack and read about a third of Zen 3's peak; AVX-512 has 32).
-const CHAINS_256: usize = 12;
-const CHAINS_512: usize = 16;
+/// few enough to stay in registers beside the two constants. AVX2 and scalar code have 16
+/// vector registers (16 chains spilled to the stack there and read about half of Zen 3's
+/// peak); AVX-512 has 32.
+const CHAINS_IN_16_REGISTERS: usize = 12;
+const CHAINS_IN_32_REGISTERS: usize = 16;
 
 /// The f32 multiply-add peak of every thread of rayon's pool together, in GFLOP/s, on the
 /// vector width of the process's f32 kernel.
 pub fn f32_peak_gflops() -> f64 {
     let threads = rayon::current_num_threads();
     let (lanes, chains) = match super::kernels().vector {
-        super::Vector::Avx512 => (16, CHAINS_512),
-        super::Vector::Avx2 => (8, CHAINS_256),
-        super::Vector::Portable => (1, CHAINS_256),
+        super::Vector::Avx512 => (16, CHAINS_IN_32_REGISTERS),
+        super::Vector::Avx2 => (8, CHAINS_IN_16_REGISTERS),
+        super::Vector::Portable => (1, CHAINS_IN_16_REGISTERS),
     };
-    // About 25 ms a thread on a 2026 core: long enough that waking the pool does not count.
+    // 240 M vector multiply-adds a thread, about 40 ms at two a cycle and 3 GHz: long enough
+    // that waking the pool does not count.
     let iterations = 240_000_000 / chains;
     let run = || {
         let started = Instant::now();
@@ -91,7 +93,7 @@ fn fma_chains(iterations: usize, seed: f32) -> f32 {
         // SAFETY: the kernels chose AVX2 + FMA, so the CPU has them.
         super::Vector::Avx2 => unsafe { x86::chains256(iterations, seed) },
         _ => {
-            let mut acc = [seed; CHAINS_256];
+            let mut acc = [seed; CHAINS_IN_16_REGISTERS];
             for _ in 0..iterations {
                 for a in acc.iter_mut() {
                     *a = a.mul_add(0.999_999, 1e-7);
@@ -104,13 +106,13 @@ fn fma_chains(iterations: usize, seed: f32) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{CHAINS_256, CHAINS_512};
+    use super::{CHAINS_IN_16_REGISTERS, CHAINS_IN_32_REGISTERS};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn chains512(iterations: usize, seed: f32) -> f32 {
         let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
-        let mut acc = [_mm512_set1_ps(seed); CHAINS_512];
+        let mut acc = [_mm512_set1_ps(seed); CHAINS_IN_32_REGISTERS];
         for _ in 0..iterations {
             for v in acc.iter_mut() {
                 *v = _mm512_fmadd_ps(*v, a, b);
@@ -122,7 +124,7 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn chains256(iterations: usize, seed: f32) -> f32 {
         let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
-        let mut acc = [_mm256_set1_ps(seed); CHAINS_256];
+        let mut acc = [_mm256_set1_ps(seed); CHAINS_IN_16_REGISTERS];
         for _ in 0..iterations {
             for v in acc.iter_mut() {
                 *v = _mm256_fmadd_ps(*v, a, b);
