@@ -447,6 +447,11 @@ unsafe fn run_portable(
 mod avx2 {
     use super::*;
     use std::arch::x86_64::*;
+    /// How far ahead of its loads the panel is fetched (1 KiB, as the f32 kernel): without it
+    /// the product at the output layer ran 3–20 % slower on Zen 3 at 1–64 rows. (Fetching
+    /// the next panel into L2 as well, as the f32 kernel does, gained nothing here: int8
+    /// panels are a quarter of the bytes.)
+    const PREFETCH_BYTES: usize = 1024;
 
     /// The portable function's results, with its rounding loop in AVX2 registers: the compiler
     /// turns the float-to-integer `as` into one scalar conversion per value.
@@ -532,6 +537,7 @@ mod avx2 {
         let mut acc = [[_mm256_setzero_si256(); 2]; R];
         for i in 0..pairs {
             let w = panel.add(i * 2 * NR);
+            _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(PREFETCH_BYTES));
             let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(w as *const __m128i));
             let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(16) as *const __m128i));
             for (r, acc) in acc.iter_mut().enumerate() {

@@ -222,6 +222,48 @@ impl Task {
     }
 }
 
+/// The panels one row tile fetches into L2 while it runs: its share (`tile` of the `tiles` in
+/// its task's row block) of the cache lines of the `P` panels after the ones it reads. Memory
+/// then streams at the pace of the whole pass over the rows instead of in a burst during the
+/// first tile, which left the other tiles waiting on memory when the weights do not fit in
+/// cache (every decoding step reads a few hundred MB of them).
+#[cfg(target_arch = "x86_64")]
+struct Ahead<const P: usize> {
+    next: [*const u8; P],
+    tiles: usize,
+    tile: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<const P: usize> Ahead<P> {
+    /// Bytes in a cache line, the unit of the fetches.
+    const LINE: usize = 64;
+
+    /// For the tile of `task` at row `r0` over panels `p..p + P` of `m`; past the task's last
+    /// panel, that panel stands in (already cached, so the fetches cost little).
+    fn new(m: &PackedMatrix, task: &Task, rows_per_tile: usize, p: usize, r0: usize) -> Self {
+        let last = task.panels.end - 1;
+        Self {
+            next: std::array::from_fn(|i| m.panel((p + P + i).min(last)).as_ptr() as *const u8),
+            tiles: task.rows.len().div_ceil(rows_per_tile),
+            tile: (r0 - task.rows.start) / rows_per_tile,
+        }
+    }
+
+    /// The cache lines, of a panel's `lines`, that this tile fetches.
+    fn lines(&self, lines: usize) -> std::ops::Range<usize> {
+        let share = lines.div_ceil(self.tiles);
+        self.tile * share..(self.tile + 1) * share
+    }
+
+    /// Fetches cache line `line` of next panel `i` into L2 (a hint: it never faults).
+    #[inline(always)]
+    unsafe fn fetch(&self, i: usize, line: usize) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        _mm_prefetch::<_MM_HINT_T1>(self.next[i].wrapping_add(line * Self::LINE) as *const i8);
+    }
+}
+
 /// The output buffer of one product, written by its tasks in disjoint blocks.
 pub(super) struct SharedOut(pub(super) *mut f32);
 // SAFETY: used only for disjoint writes from the tasks of one product.
@@ -329,6 +371,10 @@ mod avx2 {
     /// or memory, and the hardware prefetcher alone left the FMAs waiting (~3 % of a run).
     /// Past the panel's end the hint is harmless: prefetches never fault.
     const PREFETCH: usize = 16;
+    /// Steps between two fetches of the next panel: a chunk is unrolled, so the fetches cost
+    /// no loop of their own. (One fetch every `tiles` steps, as on AVX-512, was 15–30 % slower
+    /// on Zen 3 when a task has only 2–3 tiles and the weights sit in cache.)
+    const CHUNK: usize = 8;
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn run(
@@ -341,31 +387,51 @@ mod avx2 {
         let k = m.cols;
         for (p, r0, rows) in task.tiles() {
             let panel = m.panel(p).as_ptr();
+            let ahead = Ahead::<1>::new(m, task, MR, p, r0);
             let x = x.as_ptr().add(r0 * k);
             match rows {
-                6 => store(&tile::<6>(x, k, panel), m, p, r0, bias, out),
-                5 => store(&tile::<5>(x, k, panel), m, p, r0, bias, out),
-                4 => store(&tile::<4>(x, k, panel), m, p, r0, bias, out),
-                3 => store(&tile::<3>(x, k, panel), m, p, r0, bias, out),
-                2 => store(&tile::<2>(x, k, panel), m, p, r0, bias, out),
-                _ => store(&tile::<1>(x, k, panel), m, p, r0, bias, out),
+                6 => store(&tile::<6>(x, k, panel, &ahead), m, p, r0, bias, out),
+                5 => store(&tile::<5>(x, k, panel, &ahead), m, p, r0, bias, out),
+                4 => store(&tile::<4>(x, k, panel, &ahead), m, p, r0, bias, out),
+                3 => store(&tile::<3>(x, k, panel, &ahead), m, p, r0, bias, out),
+                2 => store(&tile::<2>(x, k, panel, &ahead), m, p, r0, bias, out),
+                _ => store(&tile::<1>(x, k, panel, &ahead), m, p, r0, bias, out),
             }
         }
     }
 
-    /// Sums of `R` rows of `x` (k apart) against one panel: [R][16].
+    /// Sums of `R` rows of `x` (k apart) against one panel: [R][16]; this tile's share of the
+    /// next panel is fetched into L2 on the way, spread over the chunks.
     #[inline(always)]
-    unsafe fn tile<const R: usize>(x: *const f32, k: usize, panel: *const f32) -> [[f32; NR]; R] {
+    unsafe fn tile<const R: usize>(
+        x: *const f32,
+        k: usize,
+        panel: *const f32,
+        ahead: &Ahead<1>,
+    ) -> [[f32; NR]; R] {
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        for i in 0..k {
-            _mm_prefetch::<_MM_HINT_T0>(panel.wrapping_add((i + PREFETCH) * NR) as *const i8);
-            let w0 = _mm256_loadu_ps(panel.add(i * NR));
-            let w1 = _mm256_loadu_ps(panel.add(i * NR + 8));
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let xv = _mm256_set1_ps(*x.add(r * k + i));
-                acc[0] = _mm256_fmadd_ps(xv, w0, acc[0]);
-                acc[1] = _mm256_fmadd_ps(xv, w1, acc[1]);
+        let chunks = k / CHUNK;
+        // A lone tile streams each panel once, which the fetches just ahead of the loads
+        // cover; fetching the next panel too cost 3–10 % at 2–4 rows on Zen 3. A panel row of
+        // 16 floats is one cache line.
+        let mut lines = if ahead.tiles > 1 {
+            ahead.lines(k)
+        } else {
+            0..0
+        };
+        let per_chunk = lines.len().div_ceil(chunks.max(1));
+        for c in 0..chunks {
+            for line in lines.by_ref().take(per_chunk) {
+                ahead.fetch(0, line);
             }
+            // From the chunk's first step, so that the unrolled steps address by constants.
+            let (x, w) = (x.add(c * CHUNK), panel.add(c * CHUNK * NR));
+            for i in 0..CHUNK {
+                step(x.add(i), k, w.add(i * NR), &mut acc);
+            }
+        }
+        for i in chunks * CHUNK..k {
+            step(x.add(i), k, panel.add(i * NR), &mut acc);
         }
         let mut sums = [[0f32; NR]; R];
         for (s, a) in sums.iter_mut().zip(&acc) {
@@ -373,6 +439,25 @@ mod avx2 {
             _mm256_storeu_ps(s.as_mut_ptr().add(8), a[1]);
         }
         sums
+    }
+
+    /// One input of the `R` rows (`x` points at row 0's, the others k apart) times its panel
+    /// row `w`, added to `acc`.
+    #[inline(always)]
+    unsafe fn step<const R: usize>(
+        x: *const f32,
+        k: usize,
+        w: *const f32,
+        acc: &mut [[__m256; 2]; R],
+    ) {
+        _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(PREFETCH * NR) as *const i8);
+        let w0 = _mm256_loadu_ps(w);
+        let w1 = _mm256_loadu_ps(w.add(8));
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let xv = _mm256_set1_ps(*x.add(r * k));
+            acc[0] = _mm256_fmadd_ps(xv, w0, acc[0]);
+            acc[1] = _mm256_fmadd_ps(xv, w1, acc[1]);
+        }
     }
 }
 
@@ -392,23 +477,10 @@ mod avx512 {
         out: &SharedOut,
     ) {
         let k = m.cols;
-        let last = task.panels.end - 1;
-        let tiles = task.rows.len().div_ceil(MR_512);
         for (p, panels, r0, rows) in task.tiles_of(MR_512, 2) {
             let x = x.as_ptr().add(r0 * k);
             let w = [m.panel(p).as_ptr(), m.panel(p + panels - 1).as_ptr()];
-            // The next two panels are fetched into L2 while these two pass over the rows,
-            // each row tile taking its share: memory then streams at the pace of the whole
-            // pass instead of in a burst during its first tile (which left the others
-            // waiting on memory when the weights do not fit in cache).
-            let ahead = Ahead {
-                next: [
-                    m.panel((p + 2).min(last)).as_ptr(),
-                    m.panel((p + 3).min(last)).as_ptr(),
-                ],
-                tiles,
-                tile: (r0 - task.rows.start) / MR_512,
-            };
+            let ahead = Ahead::<2>::new(m, task, MR_512, p, r0);
             macro_rules! tile {
                 ($($r:literal)*) => {
                     match rows {
@@ -426,14 +498,6 @@ mod avx512 {
         }
     }
 
-    /// The panels to fetch into L2 during one row tile: its share (`tile` of `tiles`) of the
-    /// panel rows of `next`.
-    struct Ahead {
-        next: [*const f32; 2],
-        tiles: usize,
-        tile: usize,
-    }
-
     /// Sums of `R` rows of `x` (k apart) against panels `w` (the second one only if `panels`
     /// is 2): [panel][R][16]; this tile's share of `ahead` is fetched into L2 on the way, one
     /// panel row per `ahead.tiles` steps.
@@ -443,16 +507,15 @@ mod avx512 {
         k: usize,
         w: [*const f32; 2],
         panels: usize,
-        ahead: &Ahead,
+        ahead: &Ahead<2>,
     ) -> [[[f32; NR]; R]; 2] {
         let mut acc = [[_mm512_setzero_ps(); 2]; R];
         let every = ahead.tiles;
-        let first_ahead = ahead.tile * k.div_ceil(every);
         if panels == 2 {
-            for c in 0..k.div_ceil(every) {
-                let line = (first_ahead + c) * NR;
-                _mm_prefetch::<_MM_HINT_T1>(ahead.next[0].wrapping_add(line) as *const i8);
-                _mm_prefetch::<_MM_HINT_T1>(ahead.next[1].wrapping_add(line) as *const i8);
+            // A panel row of 16 floats is one cache line.
+            for (c, line) in ahead.lines(k).enumerate() {
+                ahead.fetch(0, line);
+                ahead.fetch(1, line);
                 for i in c * every..((c + 1) * every).min(k) {
                     _mm_prefetch::<_MM_HINT_T0>(w[0].wrapping_add((i + PREFETCH) * NR) as *const i8);
                     _mm_prefetch::<_MM_HINT_T0>(w[1].wrapping_add((i + PREFETCH) * NR) as *const i8);
